@@ -1,0 +1,149 @@
+/* llmq/context.h - the context: backend choice, allocator, last error.
+ * SPDX-License-Identifier: MIT */
+#ifndef LLMQ_CONTEXT_H
+#define LLMQ_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/export.h"
+#include "llmq/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Opaque context. It holds the chosen backend, the CPU features detected at creation, the
+ * allocator and the message of the last failure. llmq has no global mutable state: everything
+ * lives here. One thread at a time may use a context (and the objects made from it); it may
+ * move between threads. Different contexts are independent.
+ */
+typedef struct llmq_context llmq_context;
+
+/** CPU instruction-set tiers, lowest first. A cap can only lower the tier actually used. */
+typedef enum llmq_cpu_isa {
+    LLMQ_CPU_ISA_DEFAULT = 0, /**< the best the host and the build allow (or LLMQ_CPU_ISA) */
+    LLMQ_CPU_ISA_SCALAR = 1,  /**< portable C, the reference every other tier is tested against */
+    LLMQ_CPU_ISA_AVX2 = 2,    /**< AVX2 + FMA + F16C */
+    LLMQ_CPU_ISA_AVXVNNI = 3, /**< AVX2 + AVX-VNNI (256-bit VPDPBUSD) */
+    LLMQ_CPU_ISA_AVX512 = 4,  /**< AVX-512 F/BW/VL + VNNI */
+    LLMQ_CPU_ISA_FORCE32_ = 0x7fffffff
+} llmq_cpu_isa;
+
+/**
+ * Custom allocator. All llmq host memory of a context comes from it. `alloc` returns memory
+ * aligned to `alignment` (a power of two, at most 4096) or NULL; `free` accepts NULL.
+ */
+typedef struct llmq_allocator {
+    void *(*alloc)(void *user, size_t size, size_t alignment);
+    void (*free)(void *user, void *ptr);
+    void *user; /**< passed back to both callbacks */
+} llmq_allocator;
+
+/**
+ * Context creation options, versioned by `size` (docs/ABI.md): fill it with
+ * llmq_context_options_defaults(), then change fields. Fields are only ever appended.
+ */
+typedef struct llmq_context_options {
+    size_t size;             /**< sizeof(llmq_context_options) as compiled by the caller */
+    const char *backend;     /**< "auto", "cpu" or "cuda"; NULL: $LLMQ_BACKEND, else "auto" */
+    llmq_cpu_isa max_isa;    /**< cap on the CPU tier; DEFAULT: $LLMQ_CPU_ISA, else none */
+    uint32_t reserved0_;     /**< must be zero */
+    llmq_allocator allocator; /**< all NULL: the C library's aligned allocation */
+    uint64_t reserved[4];    /**< must be zero */
+} llmq_context_options;
+
+/**
+ * Fill @p options with the defaults for a caller compiled against a struct of @p size bytes.
+ * @param options  written; must not be NULL
+ * @param size     sizeof(llmq_context_options) as the caller sees it
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (options NULL), LLMQ_ERR_ABI (size too small/large)
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_options_defaults(llmq_context_options *options,
+                                                                   size_t size);
+
+/**
+ * Create a context on the named backend: "auto" (CUDA when the module and a device are
+ * present, else CPU), "cpu" or "cuda". NULL means $LLMQ_BACKEND, else "auto".
+ *
+ * Like sqlite3_open, a context is returned even when creation fails for a reason other than
+ * memory, so that llmq_context_last_error() can explain the failure; destroy it either way.
+ * @param out      receives the context; NULL only on LLMQ_ERR_OUT_OF_MEMORY (or when out is NULL)
+ * @param backend  borrowed for the call
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (unknown backend name, bad $LLMQ_CPU_ISA);
+ *         LLMQ_ERR_UNSUPPORTED ("cuda" without a CUDA backend, module or device);
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_create(llmq_context **out, const char *backend);
+
+/**
+ * Create a context from options (see llmq_context_create() for the failure rule).
+ * @param out      receives the context
+ * @param options  borrowed for the call; NULL means defaults
+ * @return as llmq_context_create(), plus LLMQ_ERR_ABI for a bad `size` or non-zero reserved
+ *         fields, and LLMQ_ERR_INVALID_ARG for a half-set allocator or an unknown max_isa
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_create_with_options(
+    llmq_context **out, const llmq_context_options *options);
+
+/**
+ * Destroy a context. Destroy every object made from it first. NULL is a no-op.
+ * @thread ctx-exclusive
+ * @since 0.1
+ */
+LLMQ_API void llmq_context_destroy(llmq_context *ctx);
+
+/**
+ * Message of the last failure on @p ctx, "function: argument=value: reason", or "" if no call
+ * has failed. Success leaves it untouched. Valid until the next failing call or destroy.
+ * @return never NULL ("" for a NULL context)
+ * @thread ctx-exclusive
+ * @since 0.1
+ */
+LLMQ_API const char *llmq_context_last_error(const llmq_context *ctx);
+
+/**
+ * Name of the backend chosen at creation, e.g. "cpu-scalar" or "cpu-avx512".
+ * @return a static string; "" for NULL
+ * @thread read-shared
+ * @since 0.1
+ */
+LLMQ_API const char *llmq_context_backend_name(const llmq_context *ctx);
+
+/**
+ * CPU tier the context's kernels use: the lowest of what the host supports, what this build
+ * has kernels for, and the cap.
+ * @return the tier; LLMQ_CPU_ISA_DEFAULT for NULL
+ * @thread read-shared
+ * @since 0.1
+ */
+LLMQ_API llmq_cpu_isa llmq_context_cpu_isa(const llmq_context *ctx);
+
+/**
+ * Best CPU tier the host supports (CPUID and the OS-enabled register state), whatever the build.
+ * @return the tier; LLMQ_CPU_ISA_DEFAULT for NULL
+ * @thread read-shared
+ * @since 0.1
+ */
+LLMQ_API llmq_cpu_isa llmq_context_host_isa(const llmq_context *ctx);
+
+/**
+ * Name of a CPU tier: "default", "scalar", "avx2", "avxvnni", "avx512".
+ * @return a static string; "unknown" for other values
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API const char *llmq_cpu_isa_name(llmq_cpu_isa isa);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_CONTEXT_H */

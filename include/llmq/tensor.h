@@ -1,0 +1,139 @@
+/* llmq/tensor.h - dtypes and tensors (owning or borrowing). SPDX-License-Identifier: MIT */
+#ifndef LLMQ_TENSOR_H
+#define LLMQ_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/context.h"
+#include "llmq/export.h"
+#include "llmq/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Element types. F16 and BF16 are stored as uint16_t bit patterns. S4/U4 pack two elements
+ * per byte (element 2i in the low nibble), S2/U2 four per byte (element 4i in the lowest
+ * bits). Every row of a tensor starts on a byte boundary.
+ */
+typedef enum llmq_dtype {
+    LLMQ_DTYPE_F32 = 0,
+    LLMQ_DTYPE_F16 = 1,
+    LLMQ_DTYPE_BF16 = 2,
+    LLMQ_DTYPE_S8 = 3,
+    LLMQ_DTYPE_U8 = 4,
+    LLMQ_DTYPE_S4 = 5,
+    LLMQ_DTYPE_U4 = 6,
+    LLMQ_DTYPE_S2 = 7,
+    LLMQ_DTYPE_U2 = 8,
+    LLMQ_DTYPE_S32 = 9,
+    LLMQ_DTYPE_FORCE32_ = 0x7fffffff
+} llmq_dtype;
+
+/** Most dimensions a tensor may have. */
+#define LLMQ_MAX_DIMS 4
+
+/**
+ * Opaque tensor: dtype, 1 to 4 dimensions (each >= 1), row-major. A tensor is seen as
+ * rows x cols, where cols is the last dimension and rows the product of the others; rows are
+ * `row_stride` bytes apart. A tensor of a quantized dtype may carry a scheme and its scale
+ * and zero-point tensors (llmq_tensor_set_scheme()).
+ */
+typedef struct llmq_tensor llmq_tensor;
+typedef struct llmq_scheme llmq_scheme;
+
+/**
+ * Name of a dtype: "f32", "f16", "bf16", "s8", "u8", "s4", "u4", "s2", "u2", "s32".
+ * @return a static string; "unknown" for other values
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API const char *llmq_dtype_name(llmq_dtype dtype);
+
+/**
+ * Bits per element of a dtype (32, 16, 8, 4 or 2).
+ * @return the width; 0 for unknown values
+ * @thread reentrant
+ * @since 0.1
+ */
+LLMQ_API uint32_t llmq_dtype_bits(llmq_dtype dtype);
+
+/**
+ * Allocate a tensor that owns zeroed, 64-byte aligned memory with packed rows
+ * (row stride = ceil(cols * bits / 8) bytes).
+ * @param ctx    context whose allocator is used; must outlive the tensor
+ * @param dtype  element type
+ * @param ndim   1..LLMQ_MAX_DIMS
+ * @param shape  ndim sizes, each >= 1; borrowed for the call
+ * @param out    receives the tensor; NULL on failure
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (bad dtype, ndim, shape or size overflow),
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.1
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_create(llmq_context *ctx, llmq_dtype dtype,
+                                                       int32_t ndim, const int64_t *shape,
+                                                       llmq_tensor **out);
+
+/**
+ * View caller memory as a tensor, without copying. The memory is borrowed: it must stay valid
+ * while the tensor lives, and is never freed by llmq.
+ * @param data        first row; must not be NULL
+ * @param row_stride  bytes between rows; 0 means packed rows; otherwise at least the packed
+ *                    row size (a 2-D view into a wider matrix, for example)
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (as llmq_tensor_create(), data NULL, stride too small),
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.1
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dtype dtype,
+                                                     int32_t ndim, const int64_t *shape,
+                                                     void *data, size_t row_stride,
+                                                     llmq_tensor **out);
+
+/**
+ * Destroy a tensor, its scheme copy and its parameter tensors; free its memory if it owns
+ * it. NULL is a no-op.
+ * @thread exclusive on t
+ * @since 0.1
+ */
+LLMQ_API void llmq_tensor_destroy(llmq_tensor *t);
+
+/** Element type of @p t (LLMQ_DTYPE_F32 for NULL). @thread read-shared @since 0.1 */
+LLMQ_API llmq_dtype llmq_tensor_dtype(const llmq_tensor *t);
+
+/** Number of dimensions of @p t (0 for NULL). @thread read-shared @since 0.1 */
+LLMQ_API int32_t llmq_tensor_ndim(const llmq_tensor *t);
+
+/**
+ * Size of dimension @p axis; negative axes count from the end (-1 is the last).
+ * @return the size; 0 for NULL or an axis out of range
+ * @thread read-shared
+ * @since 0.1
+ */
+LLMQ_API int64_t llmq_tensor_dim(const llmq_tensor *t, int32_t axis);
+
+/** Number of elements (0 for NULL). @thread read-shared @since 0.1 */
+LLMQ_API int64_t llmq_tensor_numel(const llmq_tensor *t);
+
+/** First byte of the first row (NULL for NULL). @thread read-shared @since 0.1 */
+LLMQ_API void *llmq_tensor_data(const llmq_tensor *t);
+
+/** Bytes between consecutive rows (0 for NULL). @thread read-shared @since 0.1 */
+LLMQ_API size_t llmq_tensor_row_stride(const llmq_tensor *t);
+
+/**
+ * Bytes spanned from the first byte of the first row to the last byte of the last row,
+ * i.e. (rows - 1) * row_stride + packed row size (0 for NULL).
+ * @thread read-shared
+ * @since 0.1
+ */
+LLMQ_API size_t llmq_tensor_nbytes(const llmq_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_TENSOR_H */

@@ -1,0 +1,80 @@
+/* backend.h - the backend vtable and the jobs it runs (internal, never installed).
+ * SPDX-License-Identifier: MIT
+ *
+ * A backend fills the slots it implements. Public entry points validate every argument
+ * before building a job, so backends never re-validate. */
+#ifndef LLMQ_BACKEND_BACKEND_H
+#define LLMQ_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/context.h"
+#include "llmq/scheme.h"
+#include "llmq/tensor.h"
+
+#define LLMQ_BACKEND_OPS_VERSION 1
+
+/* Which parameter pair an element (r, c) of a rows x cols view uses:
+ *   index = ((r / row_div) % row_mod) * row_mul + c / col_group
+ * per tensor {1,1,0,cols}; per channel on the last axis {1,1,0,1}; per channel on an earlier
+ * axis {inner rows, dim(axis), 1, cols}; per token {1, rows, 1, cols}; per group
+ * {1, rows, ngroups, group_size}. */
+typedef struct llmq_param_map {
+    int64_t row_div, row_mod, row_mul, col_group;
+} llmq_param_map;
+
+static inline int64_t llmq_param_row_base(const llmq_param_map *m, int64_t r)
+{
+    return ((r / m->row_div) % m->row_mod) * m->row_mul;
+}
+
+/* One quantize / dequantize / range / pack / unpack over a rows x cols view. */
+typedef struct llmq_quant_job {
+    const void *src;
+    void *dst;
+    llmq_dtype src_dtype, dst_dtype;
+    size_t src_stride, dst_stride; /* bytes between rows */
+    int64_t rows, cols;
+    llmq_param_map map;
+    const float *scale;
+    const int32_t *zero_point;
+    int32_t qmin, qmax;
+    llmq_rounding rounding;
+    llmq_numerics numerics;
+    uint64_t seed;
+} llmq_quant_job;
+
+typedef struct llmq_backend llmq_backend;
+
+typedef struct llmq_backend_ops {
+    uint32_t version;  /* LLMQ_BACKEND_OPS_VERSION; the registry rejects others */
+    const char *name;  /* "cpu-scalar", ... */
+    llmq_cpu_isa isa;  /* tier, compared with the host and the cap */
+    /* src float -> dst codes with the job's parameters. A NaN stops the job: it returns
+     * LLMQ_ERR_NON_FINITE with *bad_index = flat index (r * cols + c). */
+    llmq_status (*quantize)(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index);
+    /* src codes -> dst float. */
+    llmq_status (*dequantize)(llmq_backend *be, const llmq_quant_job *job);
+    /* Fold the finite values of src into lo[i] / hi[i] of their parameter index i (the caller
+     * initializes both arrays). NaN: as quantize. */
+    llmq_status (*range)(llmq_backend *be, const llmq_quant_job *job, float *lo, float *hi,
+                         int64_t *bad_index);
+    /* src one code per byte -> dst packed; a code outside [qmin, qmax] returns
+     * LLMQ_ERR_INVALID_ARG with *bad_index. */
+    llmq_status (*pack)(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index);
+    /* src packed -> dst one code per byte. */
+    llmq_status (*unpack)(llmq_backend *be, const llmq_quant_job *job);
+} llmq_backend_ops;
+
+struct llmq_backend {
+    const llmq_backend_ops *ops;
+    void *state; /* backend-owned, NULL for the CPU */
+};
+
+/* Choose the backend for a new context. name: "auto", "cpu" or "cuda" (already checked to be
+ * one of them); cap: the CPU tier cap (DEFAULT = none). Fills ctx->backend or fails with a
+ * message on ctx. */
+llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_isa cap);
+
+#endif

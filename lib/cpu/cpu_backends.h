@@ -1,0 +1,10 @@
+/* cpu_backends.h - the CPU backends' vtables (internal). SPDX-License-Identifier: MIT */
+#ifndef LLMQ_CPU_BACKENDS_H
+#define LLMQ_CPU_BACKENDS_H
+
+#include "backend/backend.h"
+
+/* The portable reference: every kernel, the oracle of every test. */
+extern const llmq_backend_ops llmq_cpu_scalar_ops;
+
+#endif

@@ -1,0 +1,206 @@
+/* quantize.c - public quantize / dequantize / pack entry points: validation, then one job on
+ * the context's backend. SPDX-License-Identifier: MIT */
+#include <float.h>
+#include <math.h>
+
+#include "core/context_impl.h"
+#include "core/fail.h"
+#include "core/tensor_impl.h"
+#include "quant/scheme_impl.h"
+#include "llmq/quantize.h"
+
+static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
+{
+    const char *a0 = a->data, *b0 = b->data;
+    return a0 < b0 + llmq_tensor_nbytes(b) && b0 < a0 + llmq_tensor_nbytes(a);
+}
+
+static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tensor *src,
+                              const llmq_tensor *dst)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    if (src == NULL || dst == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=NULL: must be a tensor",
+                         src == NULL ? "src" : "dst");
+    if (!llmq_tensor_same_shape(src, dst)) {
+        char a[96], b[96];
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%s: shape differs from src=%s",
+                         llmq_shape_str(dst, a, sizeof a), llmq_shape_str(src, b, sizeof b));
+    }
+    if (overlap(src, dst))
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
+                         src->data);
+    return LLMQ_OK;
+}
+
+/* The quantized side q must carry a scheme whose parameters are usable. */
+static llmq_status check_params(llmq_context *ctx, const char *fn, const char *name,
+                                const llmq_tensor *q, bool values)
+{
+    if (q->scheme == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_STATE, fn,
+                         "%s: %s tensor has no scheme (call llmq_tensor_set_scheme first)", name,
+                         llmq_dtype_name(q->dtype));
+    if (!values)
+        return LLMQ_OK;
+    const llmq_qgrid g = llmq_scheme_grid(q->scheme);
+    const float *s = q->scale->data;
+    const int32_t *z = q->zero_point->data;
+    const int64_t n = llmq_tensor_numel(q->scale);
+    for (int64_t i = 0; i < n; i++) {
+        /* 1 / scale must stay finite, hence normal */
+        if (!(s[i] >= FLT_MIN && s[i] <= FLT_MAX))
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "%s.scale[%lld]=%g: must be a positive normal float", name,
+                             (long long)i, (double)s[i]);
+        if (z[i] < g.qmin || z[i] > g.qmax)
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "%s.zero_point[%lld]=%d: outside the %s grid [%d, %d]", name,
+                             (long long)i, (int)z[i], llmq_dtype_name(q->dtype), (int)g.qmin,
+                             (int)g.qmax);
+    }
+    return LLMQ_OK;
+}
+
+static llmq_quant_job make_job(const llmq_tensor *src, llmq_tensor *dst, const llmq_tensor *q)
+{
+    const llmq_scheme *s = q->scheme;
+    const llmq_qgrid g = s != NULL ? llmq_scheme_grid(s) : (llmq_qgrid){0, 0, false};
+    llmq_quant_job job = {
+        .src = src->data,
+        .dst = dst->data,
+        .src_dtype = src->dtype,
+        .dst_dtype = dst->dtype,
+        .src_stride = src->row_stride,
+        .dst_stride = dst->row_stride,
+        .rows = src->rows,
+        .cols = src->cols,
+        .map = q->map,
+        .scale = q->scale != NULL ? q->scale->data : NULL,
+        .zero_point = q->zero_point != NULL ? q->zero_point->data : NULL,
+        .qmin = g.qmin,
+        .qmax = g.qmax,
+        .rounding = s != NULL ? s->rounding : LLMQ_ROUNDING_HALF_EVEN,
+        .numerics = s != NULL ? s->numerics : LLMQ_NUMERICS_PYTORCH,
+        .seed = s != NULL ? s->seed : 0,
+    };
+    return job;
+}
+
+static llmq_status fail_nan(llmq_context *ctx, const char *fn, int64_t index)
+{
+    return llmq_fail(ctx, LLMQ_ERR_NON_FINITE, fn,
+                     "src[%lld]=nan: NaN cannot be quantized (flat index)", (long long)index);
+}
+
+static llmq_status check_quantize(llmq_context *ctx, const char *fn, const llmq_tensor *src,
+                                  const llmq_tensor *dst, bool values)
+{
+    LLMQ_TRY(check_pair(ctx, fn, src, dst));
+    if (!llmq_dtype_is_float(src->dtype))
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "src=%s tensor: must be f32, f16 or bf16",
+                         llmq_dtype_name(src->dtype));
+    if (!llmq_dtype_is_quantized(dst->dtype))
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "dst=%s tensor: must be s8, u8, s4, u4, s2 or u2",
+                         llmq_dtype_name(dst->dtype));
+    return check_params(ctx, fn, "dst", dst, values);
+}
+
+llmq_status llmq_quantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, true));
+    const llmq_quant_job job = make_job(src, dst, dst);
+    int64_t bad = -1;
+    const llmq_status st = ctx->backend.ops->quantize(&ctx->backend, &job, &bad);
+    if (st == LLMQ_ERR_NON_FINITE)
+        return fail_nan(ctx, __func__, bad);
+    return st;
+}
+
+llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, false));
+    const int64_t n = llmq_tensor_numel(dst->scale);
+    /* ranges start at 0: PyTorch widens every range to include 0 anyway */
+    const size_t bytes = 2 * (size_t)n * sizeof(float);
+    float *lo = llmq_mem_calloc(ctx, bytes);
+    if (lo == NULL)
+        return llmq_fail_oom(ctx, __func__, "ranges", bytes);
+    float *hi = lo + n;
+    const llmq_quant_job job = make_job(src, dst, dst);
+    int64_t bad = -1;
+    llmq_status st = ctx->backend.ops->range(&ctx->backend, &job, lo, hi, &bad);
+    if (st == LLMQ_OK) {
+        const llmq_qgrid g = llmq_scheme_grid(dst->scheme);
+        float *scale = dst->scale->data;
+        int32_t *zp = dst->zero_point->data;
+        for (int64_t i = 0; i < n; i++)
+            llmq_qparams_from_range(&g, dst->scheme->symmetry, lo[i], hi[i], &scale[i], &zp[i]);
+        st = ctx->backend.ops->quantize(&ctx->backend, &job, &bad);
+    }
+    llmq_mem_free(ctx, lo);
+    if (st == LLMQ_ERR_NON_FINITE)
+        return fail_nan(ctx, __func__, bad);
+    return st;
+}
+
+llmq_status llmq_dequantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    LLMQ_REQUIRE(ctx, llmq_dtype_is_quantized(src->dtype),
+                 "src=%s tensor: must be s8, u8, s4, u4, s2 or u2", llmq_dtype_name(src->dtype));
+    LLMQ_REQUIRE(ctx, llmq_dtype_is_float(dst->dtype), "dst=%s tensor: must be f32, f16 or bf16",
+                 llmq_dtype_name(dst->dtype));
+    LLMQ_TRY(check_params(ctx, __func__, "src", src, true));
+    const llmq_quant_job job = make_job(src, dst, src);
+    return ctx->backend.ops->dequantize(&ctx->backend, &job);
+}
+
+/* The one-code-per-byte dtype that matches a packed dtype. */
+static llmq_dtype byte_dtype(llmq_dtype packed)
+{
+    return packed == LLMQ_DTYPE_S4 || packed == LLMQ_DTYPE_S2 ? LLMQ_DTYPE_S8 : LLMQ_DTYPE_U8;
+}
+
+static bool is_packed(llmq_dtype d)
+{
+    return d >= LLMQ_DTYPE_S4 && d <= LLMQ_DTYPE_U2;
+}
+
+llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    LLMQ_REQUIRE(ctx, is_packed(dst->dtype), "dst=%s tensor: must be s4, u4, s2 or u2",
+                 llmq_dtype_name(dst->dtype));
+    LLMQ_REQUIRE(ctx, src->dtype == byte_dtype(dst->dtype),
+                 "src=%s tensor: packing into %s needs %s codes", llmq_dtype_name(src->dtype),
+                 llmq_dtype_name(dst->dtype), llmq_dtype_name(byte_dtype(dst->dtype)));
+    llmq_quant_job job = make_job(src, dst, dst);
+    const int bits = (int)llmq_dtype_bits(dst->dtype);
+    const bool sgn = src->dtype == LLMQ_DTYPE_S8;
+    job.qmin = sgn ? -(1 << (bits - 1)) : 0;
+    job.qmax = sgn ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+    int64_t bad = -1;
+    const llmq_status st = ctx->backend.ops->pack(&ctx->backend, &job, &bad);
+    if (st == LLMQ_ERR_INVALID_ARG) {
+        const uint8_t *b = (const uint8_t *)src->data +
+                           (size_t)(bad / src->cols) * src->row_stride + (size_t)(bad % src->cols);
+        return llmq_fail(ctx, st, __func__, "src[%lld]=%d: outside the %s grid [%d, %d]",
+                         (long long)bad, sgn ? (int)(int8_t)*b : (int)*b,
+                         llmq_dtype_name(dst->dtype), (int)job.qmin, (int)job.qmax);
+    }
+    return st;
+}
+
+llmq_status llmq_unpack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    LLMQ_REQUIRE(ctx, is_packed(src->dtype), "src=%s tensor: must be s4, u4, s2 or u2",
+                 llmq_dtype_name(src->dtype));
+    LLMQ_REQUIRE(ctx, dst->dtype == byte_dtype(src->dtype),
+                 "dst=%s tensor: unpacking %s needs %s", llmq_dtype_name(dst->dtype),
+                 llmq_dtype_name(src->dtype), llmq_dtype_name(byte_dtype(src->dtype)));
+    const llmq_quant_job job = make_job(src, dst, src);
+    return ctx->backend.ops->unpack(&ctx->backend, &job);
+}

@@ -1,0 +1,46 @@
+/* llmq.c - the llmq command-line tool: entry point and subcommand dispatch.
+ * Written against the public API only. SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: llmq <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  --version          print the library version\n"
+               "  info               backend and CPU tier chosen, build information\n"
+               "  demo               quantize LLM-like synthetic data under common schemes\n"
+               "  bench quantize     quantize throughput next to memcpy bandwidth\n"
+               "  help               this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("llmq %s\n", llmq_version_string());
+        if (llmq_version_number() != LLMQ_VERSION_NUMBER)
+            printf("warning: built against headers %s\n", LLMQ_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0)
+        return llmq_cmd_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "demo") == 0)
+        return llmq_cmd_demo(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0)
+        return llmq_cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "llmq: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

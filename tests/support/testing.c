@@ -1,0 +1,63 @@
+/* testing.c - helpers shared by the CMocka suites. SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "testing.h"
+
+void test_expect_failure(const llmq_context *ctx, llmq_status got, llmq_status want,
+                         const char *needle, const char *expr, const char *file, int line)
+{
+    if (got != want)
+        fail_msg("%s:%d: %s -> %s, expected %s (message: %s)", file, line, expr,
+                 llmq_status_name(got), llmq_status_name(want), llmq_context_last_error(ctx));
+    if (needle != NULL && strstr(llmq_context_last_error(ctx), needle) == NULL)
+        fail_msg("%s:%d: %s: message \"%s\" lacks \"%s\"", file, line, expr,
+                 llmq_context_last_error(ctx), needle);
+}
+
+llmq_context *test_context(void)
+{
+    llmq_context *ctx = NULL;
+    llmq_status st = llmq_context_create(&ctx, "cpu");
+    if (st != LLMQ_OK)
+        fail_msg("llmq_context_create: %s: %s", llmq_status_name(st),
+                 llmq_context_last_error(ctx));
+    return ctx;
+}
+
+uint64_t test_rng_next(test_rng *r)
+{
+    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double test_rng_uniform(test_rng *r)
+{
+    return (double)(test_rng_next(r) >> 11) * 0x1p-53;
+}
+
+float test_rng_range(test_rng *r, float lo, float hi)
+{
+    return lo + (float)test_rng_uniform(r) * (hi - lo);
+}
+
+llmq_scheme *test_scheme(llmq_context *ctx, llmq_dtype dtype, llmq_symmetry sym,
+                         llmq_granularity gran, int32_t axis, int64_t group)
+{
+    llmq_scheme *s = NULL;
+    ASSERT_OK(ctx, llmq_scheme_create(ctx, dtype, &s));
+    ASSERT_OK(ctx, llmq_scheme_set_symmetry(s, sym));
+    ASSERT_OK(ctx, llmq_scheme_set_granularity(s, gran));
+    ASSERT_OK(ctx, llmq_scheme_set_axis(s, axis));
+    if (group > 0)
+        ASSERT_OK(ctx, llmq_scheme_set_group_size(s, group));
+    return s;
+}
+
+llmq_tensor *test_wrap_f32(llmq_context *ctx, float *data, int32_t ndim, const int64_t *shape)
+{
+    llmq_tensor *t = NULL;
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, ndim, shape, data, 0, &t));
+    return t;
+}

@@ -1,0 +1,48 @@
+/* testing.h - helpers shared by the CMocka suites. SPDX-License-Identifier: MIT */
+#ifndef LLMQ_TESTING_H
+#define LLMQ_TESTING_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "llmq.h"
+
+/* Fail the test with the context's message unless expr returns LLMQ_OK. */
+#define ASSERT_OK(ctx, expr)                                                                   \
+    do {                                                                                       \
+        llmq_status st_ = (expr);                                                              \
+        if (st_ != LLMQ_OK)                                                                    \
+            fail_msg("%s -> %s: %s", #expr, llmq_status_name(st_),                             \
+                     llmq_context_last_error(ctx));                                            \
+    } while (0)
+
+/* expr must return `status` and leave a message on ctx that contains `needle`. */
+#define ASSERT_FAILS(ctx, expr, status, needle)                                                \
+    test_expect_failure((ctx), (expr), (status), (needle), #expr, __FILE__, __LINE__)
+
+void test_expect_failure(const llmq_context *ctx, llmq_status got, llmq_status want,
+                         const char *needle, const char *expr, const char *file, int line);
+
+/* A CPU context, failing the test if it cannot be made. */
+llmq_context *test_context(void);
+
+/* Small deterministic generator (SplitMix64). */
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+uint64_t test_rng_next(test_rng *r);
+double test_rng_uniform(test_rng *r); /* [0, 1) */
+float test_rng_range(test_rng *r, float lo, float hi);
+
+/* Build a scheme in one call (fails the test on error). group 0 = unset. */
+llmq_scheme *test_scheme(llmq_context *ctx, llmq_dtype dtype, llmq_symmetry sym,
+                         llmq_granularity gran, int32_t axis, int64_t group);
+
+/* Wrap float data of a shape as an F32 tensor (fails the test on error). */
+llmq_tensor *test_wrap_f32(llmq_context *ctx, float *data, int32_t ndim, const int64_t *shape);
+
+#endif
