@@ -116,7 +116,9 @@ static llmq_status init_layout(llmq_context *ctx, const char *fn, llmq_tensor *t
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
                          "row_stride=%zu: smaller than one packed row (%zu bytes)", row_stride,
                          row_bytes);
-    if ((uint64_t)(rows - 1) > (SIZE_MAX - row_bytes) / row_stride)
+    /* the span must be addressable: no size_t overflow, at most PTRDIFF_MAX bytes */
+    if ((uint64_t)(rows - 1) > (SIZE_MAX - row_bytes) / row_stride ||
+        (size_t)(rows - 1) * row_stride + row_bytes > (size_t)PTRDIFF_MAX)
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "row_stride=%zu: size overflows",
                          row_stride);
     t->ctx = ctx;
@@ -172,7 +174,16 @@ llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
     LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a tensor pointer");
     *out = NULL;
     LLMQ_REQUIRE(ctx, data != NULL, "data=NULL: must point to the first row");
-    return new_tensor(ctx, __func__, dtype, ndim, shape, data, row_stride, out);
+    LLMQ_TRY(new_tensor(ctx, __func__, dtype, ndim, shape, data, row_stride, out));
+    if ((uintptr_t)data > UINTPTR_MAX - llmq_tensor_nbytes(*out)) {
+        const size_t stride = (*out)->row_stride;
+        llmq_tensor_destroy(*out);
+        *out = NULL;
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, __func__,
+                         "row_stride=%zu: the rows run past the end of the address space",
+                         stride);
+    }
+    return LLMQ_OK;
 }
 
 void llmq_tensor_destroy(llmq_tensor *t)
