@@ -22,7 +22,10 @@
 
 /* expr must return `status` and leave a message on ctx that contains `needle`. */
 #define ASSERT_FAILS(ctx, expr, status, needle)                                                \
-    test_expect_failure((ctx), (expr), (status), (needle), #expr, __FILE__, __LINE__)
+    do {                                                                                       \
+        const llmq_status st_ = (expr); /* before reading ctx: expr may create it */          \
+        test_expect_failure((ctx), st_, (status), (needle), #expr, __FILE__, __LINE__);        \
+    } while (0)
 
 void test_expect_failure(const llmq_context *ctx, llmq_status got, llmq_status want,
                          const char *needle, const char *expr, const char *file, int line);
