@@ -19,9 +19,9 @@ typedef struct gran_case {
 } gran_case;
 
 static const gran_case grans[] = {
-    {LLMQ_GRANULARITY_PER_TENSOR, 0, 0}, {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
+    {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},   {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
     {LLMQ_GRANULARITY_PER_CHANNEL, -1, 0}, {LLMQ_GRANULARITY_PER_TOKEN, 0, 0},
-    {LLMQ_GRANULARITY_PER_GROUP, 0, 1}, {LLMQ_GRANULARITY_PER_GROUP, 0, 3},
+    {LLMQ_GRANULARITY_PER_GROUP, 0, 1},    {LLMQ_GRANULARITY_PER_GROUP, 0, 3},
     {LLMQ_GRANULARITY_PER_GROUP, 0, 32},
 };
 
@@ -29,10 +29,14 @@ static const gran_case grans[] = {
 static int64_t param_index(const gran_case *g, int64_t r, int64_t c, int64_t cols)
 {
     switch (g->g) {
-    case LLMQ_GRANULARITY_PER_CHANNEL: return g->axis == 0 ? r : c;
-    case LLMQ_GRANULARITY_PER_TOKEN: return r;
-    case LLMQ_GRANULARITY_PER_GROUP: return r * ((cols + g->group - 1) / g->group) + c / g->group;
-    default: return 0;
+    case LLMQ_GRANULARITY_PER_CHANNEL:
+        return g->axis == 0 ? r : c;
+    case LLMQ_GRANULARITY_PER_TOKEN:
+        return r;
+    case LLMQ_GRANULARITY_PER_GROUP:
+        return r * ((cols + g->group - 1) / g->group) + c / g->group;
+    default:
+        return 0;
     }
 }
 
@@ -49,68 +53,83 @@ static void fill_random(test_rng *rng, float *x, int64_t rows, int64_t cols)
     }
 }
 
-static void dequant_error_le_half_scale(void **state)
+/* Quantize random data dynamically under one scheme, dequantize, and check every element;
+ * returns the number of elements checked. */
+static long check_one_scheme(llmq_context *ctx, test_rng *rng, llmq_dtype dtype, int sym,
+                             const gran_case *g, int num, int rnd)
 {
-    (void)state;
-    llmq_context *ctx = test_context();
-    test_rng rng = {1};
-    long checked = 0;
-    for (size_t di = 0; di < sizeof qdtypes / sizeof qdtypes[0]; di++)
-    for (int sym = 0; sym <= LLMQ_SYMMETRY_ASYMMETRIC; sym++)
-    for (size_t gi = 0; gi < sizeof grans / sizeof grans[0]; gi++)
-    for (int num = 0; num <= LLMQ_NUMERICS_ONNX; num++) {
-        const int64_t rows = sizes[test_rng_next(&rng) % 3];
-        const int64_t cols = sizes[test_rng_next(&rng) % 4];
-        const int64_t shape[2] = {rows, cols};
-        float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-        float *y = malloc(sizeof(float) * (size_t)(rows * cols));
-        fill_random(&rng, x, rows, cols);
-        llmq_scheme *s = test_scheme(ctx, qdtypes[di], (llmq_symmetry)sym, grans[gi].g,
-                                     grans[gi].axis, grans[gi].group);
-        ASSERT_OK(ctx, llmq_scheme_set_numerics(s, (llmq_numerics)num));
-        int32_t qmin, qmax;
-        ASSERT_OK(ctx, llmq_scheme_range(s, &qmin, &qmax));
-        llmq_tensor *src = test_wrap_f32(ctx, x, 2, shape), *dst = test_wrap_f32(ctx, y, 2, shape);
-        llmq_tensor *q = NULL, *q2 = NULL;
-        ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q));
-        ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q2));
-        ASSERT_OK(ctx, llmq_quantize_dynamic(ctx, src, q));
-        ASSERT_OK(ctx, llmq_dequantize(ctx, q, dst));
-        const float *sc = llmq_tensor_data(llmq_tensor_scale(q));
-        const int32_t *zp = llmq_tensor_data(llmq_tensor_zero_point(q));
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < cols; c++) {
-                const int64_t p = param_index(&grans[gi], r, c, cols);
-                const double xs = x[r * cols + c], ys = y[r * cols + c];
-                const double lo = (double)(qmin - zp[p]) * sc[p], hi = (double)(qmax - zp[p]) * sc[p];
-                const double err = fabs(xs - ys);
-                if (xs >= lo && xs <= hi) {
-                    /* half a step, plus float rounding of x * (1 / scale) */
-                    if (err > 0.5 * sc[p] * (1.0 + 1e-5) + fabs(xs) * 1e-6)
-                        fail_msg("%s sym=%d gran=%zu num=%d [%lld,%lld] (%lld,%lld): x=%a y=%a "
-                                 "scale=%a zp=%d", llmq_dtype_name(qdtypes[di]), sym, gi, num,
-                                 (long long)rows, (long long)cols, (long long)r, (long long)c,
-                                 xs, ys, (double)sc[p], (int)zp[p]);
-                } else { /* outside the grid: saturates to the nearer end */
-                    assert_true(ys == (float)(xs < lo ? lo : hi));
-                }
-                checked++;
+    const int64_t rows = sizes[test_rng_next(rng) % 3], cols = sizes[test_rng_next(rng) % 4];
+    const int64_t shape[2] = {rows, cols};
+    float *x = malloc(sizeof(float) * (size_t)(rows * cols));
+    float *y = malloc(sizeof(float) * (size_t)(rows * cols));
+    fill_random(rng, x, rows, cols);
+    llmq_scheme *s = test_scheme(ctx, dtype, (llmq_symmetry)sym, g->g, g->axis, g->group);
+    ASSERT_OK(ctx, llmq_scheme_set_numerics(s, (llmq_numerics)num));
+    ASSERT_OK(ctx, llmq_scheme_set_rounding(s, (llmq_rounding)rnd));
+    ASSERT_OK(ctx, llmq_scheme_set_seed(s, (uint64_t)rnd * 7 + 1));
+    /* nearest rounding is within half a step; stochastic within one */
+    const double step = rnd == LLMQ_ROUNDING_STOCHASTIC ? 1.0 : 0.5;
+    int32_t qmin, qmax;
+    ASSERT_OK(ctx, llmq_scheme_range(s, &qmin, &qmax));
+    llmq_tensor *src = test_wrap_f32(ctx, x, 2, shape), *dst = test_wrap_f32(ctx, y, 2, shape);
+    llmq_tensor *q = NULL, *q2 = NULL;
+    ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q));
+    ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q2));
+    ASSERT_OK(ctx, llmq_quantize_dynamic(ctx, src, q));
+    ASSERT_OK(ctx, llmq_dequantize(ctx, q, dst));
+    const float *sc = llmq_tensor_data(llmq_tensor_scale(q));
+    const int32_t *zp = llmq_tensor_data(llmq_tensor_zero_point(q));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const int64_t p = param_index(g, r, c, cols);
+            const double xs = x[r * cols + c], ys = y[r * cols + c];
+            const double lo = (double)(qmin - zp[p]) * sc[p], hi = (double)(qmax - zp[p]) * sc[p];
+            if (xs < lo || xs > hi) { /* outside the grid: saturates to the nearer end */
+                assert_true(ys == (float)(xs < lo ? lo : hi));
+                continue;
             }
-        /* the dequantized values are on the grid: quantizing them again gives the same codes */
+            /* the step, plus float rounding of x * (1 / scale) */
+            if (fabs(xs - ys) > step * sc[p] * (1.0 + 1e-5) + fabs(xs) * 1e-6)
+                fail_msg("%s sym=%d gran=%d/%d num=%d rnd=%d [%lld,%lld] (%lld,%lld): x=%a y=%a "
+                         "scale=%a zp=%d", llmq_dtype_name(dtype), sym, (int)g->g, (int)g->axis,
+                         num, rnd, (long long)rows, (long long)cols, (long long)r, (long long)c,
+                         xs, ys, (double)sc[p], (int)zp[p]);
+        }
+    /* the dequantized values lie on the grid: quantizing them again with a nearest mode gives
+     * the same codes (stochastic rounding may step off an integer that float error left just
+     * below it) */
+    if (rnd != LLMQ_ROUNDING_STOCHASTIC) {
         memcpy(llmq_tensor_data(llmq_tensor_scale(q2)), sc,
                sizeof(float) * (size_t)llmq_tensor_numel(llmq_tensor_scale(q)));
         memcpy(llmq_tensor_data(llmq_tensor_zero_point(q2)), zp,
                sizeof(int32_t) * (size_t)llmq_tensor_numel(llmq_tensor_zero_point(q)));
         ASSERT_OK(ctx, llmq_quantize(ctx, dst, q2));
         assert_memory_equal(llmq_tensor_data(q), llmq_tensor_data(q2), llmq_tensor_nbytes(q));
-        llmq_tensor_destroy(q);
-        llmq_tensor_destroy(q2);
-        llmq_tensor_destroy(src);
-        llmq_tensor_destroy(dst);
-        llmq_scheme_destroy(s);
-        free(x);
-        free(y);
     }
+    llmq_tensor_destroy(q);
+    llmq_tensor_destroy(q2);
+    llmq_tensor_destroy(src);
+    llmq_tensor_destroy(dst);
+    llmq_scheme_destroy(s);
+    free(x);
+    free(y);
+    return rows * cols;
+}
+
+/* Every dtype x symmetry x granularity x numerics x rounding. */
+static void dequant_error_within_step(void **state)
+{
+    (void)state;
+    llmq_context *ctx = test_context();
+    test_rng rng = {1};
+    long checked = 0;
+    for (size_t di = 0; di < sizeof qdtypes / sizeof qdtypes[0]; di++)
+        for (int sym = 0; sym <= LLMQ_SYMMETRY_ASYMMETRIC; sym++)
+            for (size_t gi = 0; gi < sizeof grans / sizeof grans[0]; gi++)
+                for (int num = 0; num <= LLMQ_NUMERICS_ONNX; num++)
+                    for (int rnd = 0; rnd <= LLMQ_ROUNDING_STOCHASTIC; rnd++)
+                        checked += check_one_scheme(ctx, &rng, qdtypes[di], sym, &grans[gi],
+                                                    num, rnd);
     assert_true(checked > 100000);
     llmq_context_destroy(ctx);
 }
@@ -120,8 +139,7 @@ static void pack_unpack_round_trip(void **state)
     (void)state;
     llmq_context *ctx = test_context();
     test_rng rng = {7};
-    static const llmq_dtype packed[] = {LLMQ_DTYPE_S4, LLMQ_DTYPE_U4, LLMQ_DTYPE_S2,
-                                        LLMQ_DTYPE_U2};
+    static const llmq_dtype packed[] = {LLMQ_DTYPE_S4, LLMQ_DTYPE_U4, LLMQ_DTYPE_S2, LLMQ_DTYPE_U2};
     for (size_t k = 0; k < 4; k++)
         for (size_t ri = 0; ri < 3; ri++)
             for (size_t ci = 0; ci < 4; ci++) {
@@ -166,8 +184,8 @@ static void strided_views_match_contiguous(void **state)
     for (int r = 0; r < 5; r++)
         memcpy(packed + r * 7, big + r * 13, 7 * sizeof(float));
     const int64_t shape[2] = {5, 7};
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_GROUP, 0, 3);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_GROUP, 0, 3);
     llmq_tensor *view = NULL, *flat = test_wrap_f32(ctx, packed, 2, shape), *a = NULL, *b = NULL;
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, big, 13 * sizeof(float), &view));
     assert_int_equal(llmq_tensor_nbytes(view), (4 * 13 + 7) * sizeof(float));
@@ -200,7 +218,7 @@ static void strided_views_match_contiguous(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(dequant_error_le_half_scale),
+        cmocka_unit_test(dequant_error_within_step),
         cmocka_unit_test(pack_unpack_round_trip),
         cmocka_unit_test(strided_views_match_contiguous),
     };
