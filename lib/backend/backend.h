@@ -6,10 +6,12 @@
 #ifndef LLMQ_BACKEND_BACKEND_H
 #define LLMQ_BACKEND_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "llmq/context.h"
+#include "llmq/gemm.h"
 #include "llmq/scheme.h"
 #include "llmq/tensor.h"
 
@@ -45,6 +47,34 @@ typedef struct llmq_quant_job {
     uint64_t seed;
 } llmq_quant_job;
 
+/* One operand of a matmul as the kernels see it: a rows x cols view and its parameters
+ * (scale / zero_point NULL for float operands). For C, the parameters are those of an S8/U8
+ * output and qmin / qmax its grid. */
+typedef struct llmq_matmul_operand {
+    const void *data;
+    llmq_dtype dtype;
+    size_t stride; /* bytes between rows */
+    const float *scale;
+    const int32_t *zero_point;
+    llmq_param_map map;
+    int32_t qmin, qmax;
+} llmq_matmul_operand;
+
+/* C[m, n] = sum_k A[m, k] * B[n, k] (+ bias[n]) with the epilogue of docs/gemm.md. */
+typedef struct llmq_matmul_job {
+    int64_t m, n, k;
+    llmq_matmul_operand a; /* m x k */
+    llmq_matmul_operand b; /* n x k, or k x n when b_kn */
+    llmq_matmul_operand c; /* m x n */
+    void *c_data;          /* c.data, writable */
+    const float *bias;     /* NULL or n floats (float outputs only) */
+    bool b_kn;
+    /* the parameters of A / B do not change along k: the integer product is one exact int32
+     * sum per output, scaled once */
+    bool a_uniform_k, b_uniform_k;
+    llmq_requant requant;
+} llmq_matmul_job;
+
 typedef struct llmq_backend llmq_backend;
 
 typedef struct llmq_backend_ops {
@@ -65,6 +95,8 @@ typedef struct llmq_backend_ops {
     llmq_status (*pack)(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index);
     /* src packed -> dst one code per byte. */
     llmq_status (*unpack)(llmq_backend *be, const llmq_quant_job *job);
+    /* One matmul; writes job->c_data. */
+    llmq_status (*matmul)(llmq_backend *be, const llmq_matmul_job *job);
 } llmq_backend_ops;
 
 struct llmq_backend {

@@ -7,4 +7,7 @@
 /* The portable reference: every kernel, the oracle of every test. */
 extern const llmq_backend_ops llmq_cpu_scalar_ops;
 
+/* The reference matmul (gemm_scalar.c), also the fallback of every tier. */
+llmq_status llmq_cpu_scalar_matmul(llmq_backend *be, const llmq_matmul_job *job);
+
 #endif

@@ -269,4 +269,5 @@ const llmq_backend_ops llmq_cpu_scalar_ops = {
     .range = scalar_range,
     .pack = scalar_pack,
     .unpack = scalar_unpack,
+    .matmul = llmq_cpu_scalar_matmul,
 };

@@ -1,8 +1,5 @@
 /* quantize.c - public quantize / dequantize / pack entry points: validation, then one job on
  * the context's backend. SPDX-License-Identifier: MIT */
-#include <float.h>
-#include <math.h>
-
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "core/tensor_impl.h"
@@ -30,35 +27,6 @@ static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tens
     if (overlap(src, dst))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
                          src->data);
-    return LLMQ_OK;
-}
-
-/* The quantized side q must carry a scheme whose parameters are usable. */
-static llmq_status check_params(llmq_context *ctx, const char *fn, const char *name,
-                                const llmq_tensor *q, bool values)
-{
-    if (q->scheme == NULL)
-        return llmq_fail(ctx, LLMQ_ERR_STATE, fn,
-                         "%s: %s tensor has no scheme (call llmq_tensor_set_scheme first)", name,
-                         llmq_dtype_name(q->dtype));
-    if (!values)
-        return LLMQ_OK;
-    const llmq_qgrid g = llmq_scheme_grid(q->scheme);
-    const float *s = q->scale->data;
-    const int32_t *z = q->zero_point->data;
-    const int64_t n = llmq_tensor_numel(q->scale);
-    for (int64_t i = 0; i < n; i++) {
-        /* 1 / scale must stay finite, hence normal */
-        if (!(s[i] >= FLT_MIN && s[i] <= FLT_MAX))
-            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
-                             "%s.scale[%lld]=%g: must be a positive normal float", name,
-                             (long long)i, (double)s[i]);
-        if (z[i] < g.qmin || z[i] > g.qmax)
-            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
-                             "%s.zero_point[%lld]=%d: outside the %s grid [%d, %d]", name,
-                             (long long)i, (int)z[i], llmq_dtype_name(q->dtype), (int)g.qmin,
-                             (int)g.qmax);
-    }
     return LLMQ_OK;
 }
 
@@ -104,7 +72,7 @@ static llmq_status check_quantize(llmq_context *ctx, const char *fn, const llmq_
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
                          "dst=%s tensor: must be s8, u8, s4, u4, s2 or u2",
                          llmq_dtype_name(dst->dtype));
-    return check_params(ctx, fn, "dst", dst, values);
+    return llmq_tensor_check_params(ctx, fn, "dst", dst, values);
 }
 
 llmq_status llmq_quantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
@@ -152,7 +120,7 @@ llmq_status llmq_dequantize(llmq_context *ctx, const llmq_tensor *src, llmq_tens
                  "src=%s tensor: must be s8, u8, s4, u4, s2 or u2", llmq_dtype_name(src->dtype));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(dst->dtype), "dst=%s tensor: must be f32, f16 or bf16",
                  llmq_dtype_name(dst->dtype));
-    LLMQ_TRY(check_params(ctx, __func__, "src", src, true));
+    LLMQ_TRY(llmq_tensor_check_params(ctx, __func__, "src", src, true));
     const llmq_quant_job job = make_job(src, dst, src);
     return ctx->backend.ops->dequantize(&ctx->backend, &job);
 }

@@ -1,5 +1,6 @@
 /* scheme.c - scheme handles, their parameter layouts, and binding them to tensors.
  * SPDX-License-Identifier: MIT */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -315,4 +316,31 @@ llmq_tensor *llmq_tensor_scale(const llmq_tensor *t)
 llmq_tensor *llmq_tensor_zero_point(const llmq_tensor *t)
 {
     return t != NULL ? t->zero_point : NULL;
+}
+
+llmq_status llmq_tensor_check_params(llmq_context *ctx, const char *fn, const char *name,
+                                     const llmq_tensor *q, bool values)
+{
+    if (q->scheme == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_STATE, fn,
+                         "%s: %s tensor has no scheme (call llmq_tensor_set_scheme first)", name,
+                         llmq_dtype_name(q->dtype));
+    if (!values)
+        return LLMQ_OK;
+    const llmq_qgrid g = llmq_scheme_grid(q->scheme);
+    const float *s = q->scale->data;
+    const int32_t *z = q->zero_point->data;
+    const int64_t n = llmq_tensor_numel(q->scale);
+    for (int64_t i = 0; i < n; i++) {
+        if (!(s[i] >= FLT_MIN && s[i] <= FLT_MAX))
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "%s.scale[%lld]=%g: must be a positive normal float", name,
+                             (long long)i, (double)s[i]);
+        if (z[i] < g.qmin || z[i] > g.qmax)
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "%s.zero_point[%lld]=%d: outside the %s grid [%d, %d]", name,
+                             (long long)i, (int)z[i], llmq_dtype_name(q->dtype), (int)g.qmin,
+                             (int)g.qmax);
+    }
+    return LLMQ_OK;
 }

@@ -49,4 +49,10 @@ typedef struct llmq_param_layout {
 llmq_status llmq_scheme_layout(const llmq_scheme *s, const char *fn, int32_t ndim,
                                const int64_t *shape, llmq_param_layout *out);
 
+/* A quantized tensor used as an operand must carry a scheme (LLMQ_ERR_STATE otherwise) and,
+ * when `values` is set, usable parameters: scales positive normal floats (so 1 / scale is
+ * finite), zero points on the grid (LLMQ_ERR_INVALID_ARG naming `name`.scale[i]). */
+llmq_status llmq_tensor_check_params(llmq_context *ctx, const char *fn, const char *name,
+                                     const llmq_tensor *q, bool values);
+
 #endif

@@ -1,0 +1,106 @@
+/* llmq/gemm.h - quantized matrix products C = A * B^T with fused epilogues.
+ * SPDX-License-Identifier: MIT */
+#ifndef LLMQ_GEMM_H
+#define LLMQ_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/context.h"
+#include "llmq/export.h"
+#include "llmq/status.h"
+#include "llmq/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Storage order of the weight operand B. */
+typedef enum llmq_weight_layout {
+    LLMQ_WEIGHT_LAYOUT_NK = 0, /**< B is [N, K], rows are output channels (torch.nn.Linear) */
+    LLMQ_WEIGHT_LAYOUT_KN = 1, /**< B is [K, N]; 8-bit B with per-tensor or per-N scales only */
+    LLMQ_WEIGHT_LAYOUT_FORCE32_ = 0x7fffffff
+} llmq_weight_layout;
+
+/** How an S8/U8 output is requantized (docs/gemm.md). */
+typedef enum llmq_requant {
+    /** out = clamp(round_half_even(((float)acc * sA * sB) / sC) + zC), evaluated left to right
+     *  in float32: bit-exact on every backend */
+    LLMQ_REQUANT_EXACT = 0,
+    /** out = clamp(round_half_even((float)acc * m) + zC) with m = sA * sB / sC computed once
+     *  per output channel: faster, may differ from EXACT by one code near ties */
+    LLMQ_REQUANT_MULTIPLIER = 1,
+    LLMQ_REQUANT_FORCE32_ = 0x7fffffff
+} llmq_requant;
+
+/**
+ * Matmul options, versioned by `size` (docs/ABI.md): fill with llmq_matmul_options_defaults().
+ */
+typedef struct llmq_matmul_options {
+    size_t size;                      /**< sizeof(llmq_matmul_options) as compiled by the caller */
+    llmq_weight_layout weight_layout; /**< default NK */
+    llmq_requant requant;             /**< default EXACT */
+    uint64_t reserved[4];             /**< must be zero */
+} llmq_matmul_options;
+
+/**
+ * Fill @p options with the defaults for a caller compiled against a struct of @p size bytes.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL), LLMQ_ERR_ABI (size out of range)
+ * @thread reentrant
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_options_defaults(llmq_matmul_options *options,
+                                                                  size_t size);
+
+/**
+ * C = A * B^T (+ bias), where A is [..., K] (rows M = product of its leading dimensions),
+ * B is [N, K] and C is [..., N] with A's leading dimensions. Each quantized operand carries its
+ * scheme and parameters (llmq_tensor_set_scheme()); C's dtype chooses the epilogue:
+ *
+ * - A S8/U8 and B S8/U8/S4/U4/S2/U2 (integer product, W8A8 and W4A8):
+ *   - C S32: raw sum over k of (a - zA)(b - zB), exact; needs A and B parameters that do not
+ *     vary along K (per tensor, per token / row, per channel of N);
+ *   - C F32/F16/BF16: dequantized, ((float)acc * sA) * sB + bias; with parameters that vary
+ *     along K (per-group B), each run of k with one parameter pair contributes
+ *     (float)partial * sA * sB, in k order;
+ *   - C S8/U8: requantized with C's own scale and zero point (llmq_requant).
+ * - A F32/F16/BF16 and B quantized, any granularity (weight-only, W8A16 / W4A16 / W2A16):
+ *   C F32/F16/BF16 = sum over k of a * ((b - zB) * sB) + bias, in float32.
+ *
+ * Integer products accumulate exactly in int32 on every backend; the S32 and S8/U8 (EXACT)
+ * results are bit-identical across backends and CPU tiers; float results agree within the
+ * bounds stated in docs/gemm.md.
+ * @param a     activations, F32/F16/BF16 or quantized S8/U8 with a scheme
+ * @param b     weights, quantized with a scheme, [N, K] (see options for [K, N])
+ * @param bias  NULL or F32 [N]; float outputs only
+ * @param c     output, written only on success
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, shapes, dtype combination, missing scheme, bad
+ *         parameters, bias with an integer output); LLMQ_ERR_STATE (an operand without scheme);
+ *         LLMQ_ERR_UNSUPPORTED (valid but not provided, e.g. S32 output with per-group B);
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; a and b may be shared read-only across contexts
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a,
+                                                const llmq_tensor *b, const llmq_tensor *bias,
+                                                llmq_tensor *c);
+
+/**
+ * llmq_matmul() with options (weight layout, requantization mode).
+ * @param options  borrowed for the call; NULL means defaults
+ * @return as llmq_matmul(), plus LLMQ_ERR_ABI for a bad options `size` or reserved fields
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_with_options(llmq_context *ctx,
+                                                             const llmq_tensor *a,
+                                                             const llmq_tensor *b,
+                                                             const llmq_tensor *bias,
+                                                             llmq_tensor *c,
+                                                             const llmq_matmul_options *options);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_GEMM_H */
