@@ -15,5 +15,6 @@
 #include "llmq/scheme.h"
 #include "llmq/quantize.h"
 #include "llmq/gemm.h"
+#include "llmq/model.h"
 
 #endif /* LLMQ_H */

@@ -1,0 +1,196 @@
+/* llmq/model.h - model files: safetensors in and out, llama2.c checkpoints in.
+ * SPDX-License-Identifier: MIT */
+#ifndef LLMQ_MODEL_H
+#define LLMQ_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/context.h"
+#include "llmq/export.h"
+#include "llmq/status.h"
+#include "llmq/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * An opened model file, memory-mapped and read tensor by tensor. Read-only: any number of
+ * threads may read tensors of one model through their own contexts (@thread read-shared), as
+ * long as none destroys it.
+ */
+typedef struct llmq_model llmq_model;
+
+/** A safetensors file being written; the output appears only when finished. */
+typedef struct llmq_model_writer llmq_model_writer;
+
+/** File formats llmq reads. */
+typedef enum llmq_model_format {
+    LLMQ_MODEL_FORMAT_SAFETENSORS = 0, /**< Hugging Face safetensors (docs/models.md) */
+    LLMQ_MODEL_FORMAT_LLAMA2C = 1,     /**< llama2.c checkpoint (karpathy/llama2.c, version 0) */
+    LLMQ_MODEL_FORMAT_FORCE32_ = 0x7fffffff
+} llmq_model_format;
+
+/**
+ * Open a model file: safetensors or a llama2.c checkpoint, recognised by content. The file is
+ * memory-mapped; every header field, offset, size and shape is validated before this returns
+ * (overlaps, out-of-range offsets, sizes that disagree with shapes, a header larger than
+ * 100 MB or than the file, integer overflow, duplicate names).
+ * llama2.c tensors are named like Meta's checkpoints: `tok_embeddings.weight`,
+ * `layers.<i>.attention.wq.weight` (wk, wv, wo), `layers.<i>.attention_norm.weight`,
+ * `layers.<i>.feed_forward.w1.weight` (w2, w3), `layers.<i>.ffn_norm.weight`, `norm.weight`,
+ * `output.weight` (shared with the embedding when the file says so); the hyper-parameters are
+ * metadata `llama2c.dim`, `llama2c.hidden_dim`, `llama2c.n_layers`, `llama2c.n_heads`,
+ * `llama2c.n_kv_heads`, `llama2c.vocab_size`, `llama2c.seq_len`, `llama2c.shared_classifier`.
+ * @param path  borrowed for the call
+ * @param out   receives the model; NULL on failure
+ * @return LLMQ_OK; LLMQ_ERR_IO (cannot open or map: the message names the path and the system
+ *         error); LLMQ_ERR_PARSE (malformed: the message names the field and why);
+ *         LLMQ_ERR_INVALID_ARG (NULL); LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_open(llmq_context *ctx, const char *path,
+                                                    llmq_model **out);
+
+/** Unmap and free a model; tensors obtained from it must be destroyed first. NULL is a no-op.
+ *  @thread exclusive on m @since 0.2 */
+LLMQ_API void llmq_model_destroy(llmq_model *m);
+
+/** Format of an opened model (SAFETENSORS for NULL). @thread read-shared @since 0.2 */
+LLMQ_API llmq_model_format llmq_model_get_format(const llmq_model *m);
+
+/** Number of tensors in the file, including the `.scale` / `.zero_point` companions of
+ *  quantized tensors (0 for NULL). @thread read-shared @since 0.2 */
+LLMQ_API int64_t llmq_model_tensor_count(const llmq_model *m);
+
+/** Name of tensor @p index in file order; NULL when out of range. Owned by the model.
+ *  @thread read-shared @since 0.2 */
+LLMQ_API const char *llmq_model_tensor_name(const llmq_model *m, int64_t index);
+
+/**
+ * Element type of tensor @p index as the file spells it ("F32", "BF16", "I64", ...; for
+ * llama2.c always "F32"); NULL when out of range. Owned by the model.
+ * @thread read-shared
+ * @since 0.2
+ */
+LLMQ_API const char *llmq_model_tensor_file_dtype(const llmq_model *m, int64_t index);
+
+/**
+ * Stored shape of tensor @p index (packed bytes for quantized sub-byte data).
+ * @param ndim   receives the number of dimensions (the file may have more than LLMQ_MAX_DIMS)
+ * @param shape  receives up to @p capacity sizes
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, index out of range)
+ * @thread read-shared
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor_shape(const llmq_model *m, int64_t index,
+                                                            int32_t *ndim, int64_t *shape,
+                                                            int32_t capacity);
+
+/**
+ * Get tensor @p name as an llmq tensor that views the mapped file (no copy, unless the data is
+ * misaligned for its dtype). Tensors written by llmq with a scheme come back in their logical
+ * dtype and shape (e.g. u4 [4096, 4096]) with the scheme and parameters bound, ready for
+ * llmq_dequantize() or llmq_matmul(). The view is copy-on-write: writing to it never changes
+ * the file. Destroy it before the model.
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, unknown name: the message names it);
+ *         LLMQ_ERR_UNSUPPORTED (a file dtype llmq has no type for, more than LLMQ_MAX_DIMS
+ *         dimensions or a zero-sized dimension); LLMQ_ERR_PARSE (bad llmq metadata);
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; the model is read-shared
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m,
+                                                      const char *name, llmq_tensor **out);
+
+/** Number of metadata entries (`__metadata__` of safetensors). @thread read-shared @since 0.2 */
+LLMQ_API int64_t llmq_model_metadata_count(const llmq_model *m);
+
+/** Key of metadata entry @p index, or NULL. @thread read-shared @since 0.2 */
+LLMQ_API const char *llmq_model_metadata_key(const llmq_model *m, int64_t index);
+
+/** Value of metadata entry @p index, or NULL. @thread read-shared @since 0.2 */
+LLMQ_API const char *llmq_model_metadata_value(const llmq_model *m, int64_t index);
+
+/** Value of metadata @p key, or NULL when absent. @thread read-shared @since 0.2 */
+LLMQ_API const char *llmq_model_metadata(const llmq_model *m, const char *key);
+
+/**
+ * Start writing a safetensors file at @p path. Declare every tensor first
+ * (llmq_model_writer_declare()), then write them in any order, then finish. The data goes to a
+ * temporary file beside @p path, renamed over it only by llmq_model_writer_finish(); any
+ * failure, or destroying an unfinished writer, removes it, so no partial output ever appears.
+ * @return LLMQ_OK; LLMQ_ERR_IO (the directory is not writable: message names the path);
+ *         LLMQ_ERR_INVALID_ARG; LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_create(llmq_context *ctx, const char *path,
+                                                             llmq_model_writer **out);
+
+/**
+ * Add a `__metadata__` entry (before the first write). Keys starting with "llmq." are reserved.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, reserved or duplicate key), LLMQ_ERR_STATE
+ *         (after the first write), LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_set_metadata(llmq_context *ctx,
+                                                                   llmq_model_writer *w,
+                                                                   const char *key,
+                                                                   const char *value);
+
+/**
+ * Declare tensor @p name with @p dtype and logical @p shape. With a @p scheme (quantized dtypes
+ * only), the file gets three entries: `name` as I8 (s8) or U8 (u8 and the packed sub-byte
+ * dtypes: shape [rows..., ceil(cols * bits / 8)]), `name.scale` F32 and `name.zero_point` I32
+ * in the scheme's parameter shape, plus metadata `llmq.scheme.<name>` (JSON: dtype, logical
+ * shape, symmetry, granularity, axis, group size, rounding, numerics) and `llmq.format`.
+ * Float, s8/u8 and s32 tensors without a scheme are stored as themselves.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, duplicate name, bad shape, scheme/dtype
+ *         mismatch, sub-byte dtype without a scheme), LLMQ_ERR_STATE (after the first write),
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_declare(llmq_context *ctx,
+                                                              llmq_model_writer *w,
+                                                              const char *name, llmq_dtype dtype,
+                                                              int32_t ndim, const int64_t *shape,
+                                                              const llmq_scheme *scheme);
+
+/**
+ * Write the data of declared tensor @p name (with its parameters when it was declared with a
+ * scheme). @p t must have the declared dtype and shape (and a scheme of the same settings).
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (undeclared, already written, mismatch),
+ *         LLMQ_ERR_IO (write failed; the writer is then unusable), LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_write(llmq_context *ctx,
+                                                            llmq_model_writer *w,
+                                                            const char *name,
+                                                            const llmq_tensor *t);
+
+/**
+ * Check that every declared tensor was written, flush to disk, and rename the temporary file
+ * to the path given at creation.
+ * @return LLMQ_OK, LLMQ_ERR_STATE (a tensor was not written: the message names it),
+ *         LLMQ_ERR_IO
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_finish(llmq_context *ctx,
+                                                             llmq_model_writer *w);
+
+/** Destroy a writer; an unfinished output is removed. NULL is a no-op. @thread exclusive on w
+ *  @since 0.2 */
+LLMQ_API void llmq_model_writer_destroy(llmq_model_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_MODEL_H */
