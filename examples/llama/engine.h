@@ -1,0 +1,74 @@
+/* engine.h - a small llama-style inference engine whose linear layers run through llmq.
+ * SPDX-License-Identifier: MIT */
+#ifndef LLAMA_ENGINE_H
+#define LLAMA_ENGINE_H
+
+#include <stdint.h>
+
+#include <llmq.h>
+
+typedef struct llama_config {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int head_size, kv_dim;
+} llama_config;
+
+/* y = x W^T. In float (w only), or through llmq_matmul with quantized weights wq and, when
+ * act is set, activations quantized per the activation scheme (dynamically, or statically with
+ * the calibrated act_scale / act_zero_point). */
+typedef struct llama_linear {
+    char name[96];
+    int64_t out, in;
+    llmq_tensor *w;       /* float weights (a view of the checkpoint) */
+    llmq_tensor *wq;      /* quantized weights, or NULL */
+    llmq_scheme *act;     /* activation scheme, or NULL for float activations */
+    int act_static;
+    float act_scale;
+    int32_t act_zero_point;
+    llmq_tensor *act_q;   /* quantized activations of the last batch size */
+    int64_t act_rows;
+} llama_linear;
+
+typedef struct llama_layer {
+    llmq_tensor *rms_att, *rms_ffn;
+    llama_linear wq, wk, wv, wo, w1, w2, w3;
+} llama_layer;
+
+/* Called with every activation a linear layer sees (calibration). */
+typedef int (*llama_observe_fn)(void *user, llama_linear *l, const float *x, int64_t rows);
+
+typedef struct llama {
+    llmq_context *ctx;
+    llmq_model *file;
+    llama_config cfg;
+    llmq_tensor *emb_t, *norm_t;
+    llama_layer *layers;
+    llama_linear cls;
+    int max_batch, max_pos; /* rows of one forward; positions the cache holds */
+    float *kcache, *vcache; /* [layer][pos][kv_dim] */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *scores;
+    llama_observe_fn observe;
+    void *observe_user;
+} llama;
+
+/* Open a llama2.c checkpoint through llmq_model; max_batch bounds the rows of one forward.
+ * Returns 0, or -1 with a message on stderr. */
+int llama_open(llama *m, llmq_context *ctx, const char *path, int max_batch);
+void llama_close(llama *m);
+
+/* Every linear layer, in a fixed order (7 per layer, then the classifier). */
+int llama_linear_count(const llama *m);
+llama_linear *llama_linear_at(llama *m, int i);
+
+/* Quantize a layer's weights with `weights` (NULL: back to float) and set its activation
+ * scheme (NULL: float activations). Returns 0 or -1 with a message. */
+int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights,
+                           const llmq_scheme *activations);
+
+/* Forward n tokens at positions pos0.. (n <= max_batch, pos0 + n <= max_pos), writing n rows
+ * of vocab_size logits. Returns 0 or -1 with a message. */
+int llama_forward(llama *m, const int32_t *tokens, int n, int pos0, float *logits);
+
+/* Bytes of the linear layers' weights as stored (codes and parameters). */
+double llama_weight_bytes(const llama *m);
+
+#endif

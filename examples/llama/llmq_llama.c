@@ -1,0 +1,196 @@
+/* llmq_llama.c - `llmq-llama eval | generate`: a llama-style engine on llmq.
+ * SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "eval.h"
+#include "modes.h"
+#include "tokenizer.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: llmq-llama eval MODEL TOKENIZER TEXT [--mode M] [--tokens N]\n"
+            "       llmq-llama generate MODEL TOKENIZER [--mode M] [--prompt P] [--steps N]\n"
+            "                  [--temperature T] [--seed S]\n"
+            "common: [--backend auto|cpu|cuda]\n");
+}
+
+typedef struct options {
+    const char *mode, *prompt, *backend;
+    int64_t tokens;
+    int steps;
+    float temperature;
+    unsigned long long seed;
+} options;
+
+static int parse(int argc, char **argv, int first, options *o)
+{
+    *o = (options){"fp32", "Once upon a time", NULL, 20000, 128, 0.0f, 1};
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL)
+            return -1;
+        if (strcmp(a, "--mode") == 0)
+            o->mode = v;
+        else if (strcmp(a, "--prompt") == 0)
+            o->prompt = v;
+        else if (strcmp(a, "--backend") == 0)
+            o->backend = v;
+        else if (strcmp(a, "--tokens") == 0)
+            o->tokens = atoll(v);
+        else if (strcmp(a, "--steps") == 0)
+            o->steps = atoi(v);
+        else if (strcmp(a, "--temperature") == 0)
+            o->temperature = strtof(v, NULL);
+        else if (strcmp(a, "--seed") == 0)
+            o->seed = strtoull(v, NULL, 10);
+        else
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+/* Perplexity of one mode, and its evaluation speed. */
+static int eval_mode(llama *m, const tokenizer *t, const char *text, const char *mode,
+                     int64_t budget, double *ppl, double *tps)
+{
+    if (llama_apply_mode(m, mode) != 0)
+        return -1;
+    double nll;
+    int64_t count;
+    const double t0 = now();
+    if (llama_eval(m, t, text, budget, &nll, &count) != 0)
+        return -1;
+    *tps = (double)count / (now() - t0);
+    *ppl = exp(nll / (double)count);
+    return 0;
+}
+
+static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const options *o)
+{
+    char *text = llama_read_file(text_path);
+    if (text == NULL)
+        return 1;
+    double ppl32, tps32, ppl, tps;
+    int rc = eval_mode(m, t, text, "fp32", o->tokens, &ppl32, &tps32);
+    const double bytes32 = llama_weight_bytes(m);
+    if (rc == 0)
+        rc = eval_mode(m, t, text, o->mode, o->tokens, &ppl, &tps);
+    if (rc == 0) {
+        printf("mode %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
+               "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s\n",
+               o->mode, ppl, ppl32, 100.0 * (ppl / ppl32 - 1.0), llama_weight_bytes(m), bytes32,
+               tps, tps32, llmq_context_backend_name(m->ctx));
+    }
+    free(text);
+    return rc == 0 ? 0 : 1;
+}
+
+static int sample(const float *logits, int vocab, float temperature, unsigned long long *rng)
+{
+    int best = 0;
+    for (int i = 1; i < vocab; i++)
+        best = logits[i] > logits[best] ? i : best;
+    if (temperature <= 0.0f)
+        return best;
+    double sum = 0.0;
+    for (int i = 0; i < vocab; i++)
+        sum += exp((double)(logits[i] - logits[best]) / temperature);
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    double u = (double)(*rng >> 11) * 0x1p-53 * sum;
+    for (int i = 0; i < vocab; i++) {
+        u -= exp((double)(logits[i] - logits[best]) / temperature);
+        if (u <= 0.0)
+            return i;
+    }
+    return best;
+}
+
+static int cmd_generate(llama *m, const tokenizer *t, const options *o)
+{
+    if (llama_apply_mode(m, o->mode) != 0)
+        return 1;
+    const int vocab = m->cfg.vocab_size;
+    int32_t *tokens = malloc((strlen(o->prompt) + 3 + (size_t)o->steps) * sizeof *tokens);
+    float *logits = malloc((size_t)m->max_batch * vocab * sizeof *logits);
+    if (tokens == NULL || logits == NULL)
+        return 1;
+    int n = tokenizer_encode(t, o->prompt, 1, tokens);
+    if (n > m->max_batch)
+        n = m->max_batch;
+    unsigned long long rng = o->seed;
+    char buf[8];
+    for (int i = 1; i < n; i++)
+        fputs(tokenizer_decode(t, tokens[i - 1], tokens[i], buf), stdout);
+    const double t0 = now();
+    int rc = llama_forward(m, tokens, n, 0, logits); /* the prompt in one batch */
+    const double t1 = now();
+    int pos = n, produced = 0;
+    const float *last = logits + (size_t)(n - 1) * vocab;
+    while (rc == 0 && produced < o->steps && pos < m->cfg.seq_len && pos < m->max_pos) {
+        const int next = sample(last, vocab, o->temperature, &rng);
+        if (next == TOKEN_BOS || next == TOKEN_EOS)
+            break;
+        fputs(tokenizer_decode(t, tokens[pos - 1], next, buf), stdout);
+        fflush(stdout);
+        tokens[pos] = next;
+        rc = llama_forward(m, &tokens[pos], 1, pos, logits);
+        last = logits;
+        pos++;
+        produced++;
+    }
+    const double t2 = now();
+    printf("\n[%s] prompt %d tokens at %.0f tokens/s, generated %d tokens at %.0f tokens/s\n",
+           o->mode, n, n / (t1 - t0), produced, produced / (t2 - t1));
+    free(tokens);
+    free(logits);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        usage();
+        return 2;
+    }
+    const int is_eval = strcmp(argv[1], "eval") == 0;
+    if (!is_eval && strcmp(argv[1], "generate") != 0) {
+        usage();
+        return 2;
+    }
+    options o;
+    if (parse(argc, argv, is_eval ? 5 : 4, &o) != 0 || (is_eval && argc < 5)) {
+        usage();
+        return 2;
+    }
+    llmq_context *ctx = NULL;
+    llmq_status st = llmq_context_create(&ctx, o.backend);
+    if (st != LLMQ_OK) {
+        fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(ctx));
+        llmq_context_destroy(ctx);
+        return 1;
+    }
+    llama m;
+    tokenizer t;
+    int rc = 1;
+    if (llama_open(&m, ctx, argv[2], 257) == 0 && tokenizer_load(&t, argv[3], m.cfg.vocab_size) == 0) {
+        rc = is_eval ? cmd_eval(&m, &t, argv[4], &o) : cmd_generate(&m, &t, &o);
+        tokenizer_free(&t);
+    }
+    llama_close(&m);
+    llmq_context_destroy(ctx);
+    return rc;
+}
