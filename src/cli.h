@@ -11,6 +11,7 @@
 int llmq_cmd_info(int argc, char **argv);
 int llmq_cmd_demo(int argc, char **argv);
 int llmq_cmd_bench(int argc, char **argv);
+int llmq_cmd_inspect(int argc, char **argv);
 
 /* Print "llmq: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(llmq_context *ctx, const char *what, llmq_status st);

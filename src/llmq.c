@@ -14,6 +14,7 @@ static void usage(FILE *f)
                "  info               backend and CPU tier chosen, build information\n"
                "  demo               quantize LLM-like synthetic data under common schemes\n"
                "  bench quantize     quantize throughput next to memcpy bandwidth\n"
+               "  inspect FILE       tensors, dtypes, shapes and llmq metadata of a model file\n"
                "  help               this text\n");
 }
 
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
         return llmq_cmd_demo(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return llmq_cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "inspect") == 0)
+        return llmq_cmd_inspect(argc - 2, argv + 2);
     fprintf(stderr, "llmq: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -127,7 +127,7 @@ void llmq_model_destroy(llmq_model *m)
         llmq_mem_free(ctx, m->meta[i]);
     llmq_mem_free(ctx, m->entries);
     llmq_mem_free(ctx, m->meta);
-    if (m->map != NULL)
+    if (m->map != NULL && m->owns_map)
         munmap(m->map, m->map_size);
     llmq_mem_free(ctx, m);
 }
@@ -148,7 +148,7 @@ llmq_status llmq_model_open(llmq_context *ctx, const char *path, llmq_model **ou
         return llmq_fail(ctx, LLMQ_ERR_IO, __func__, "path=%s: %s", path,
                          S_ISREG(st.st_mode) ? strerror(err) : "not a regular file");
     }
-    if (st.st_size < 9) {
+    if (st.st_size < 9) { /* too short to map usefully: report it as model_from_memory does */
         close(fd);
         return llmq_fail(ctx, LLMQ_ERR_PARSE, __func__,
                          "path=%s: %lld bytes: too short for any model format", path,
@@ -161,22 +161,35 @@ llmq_status llmq_model_open(llmq_context *ctx, const char *path, llmq_model **ou
     if (map == MAP_FAILED)
         return llmq_fail(ctx, LLMQ_ERR_IO, __func__, "path=%s: mmap: %s", path,
                          strerror(map_err));
+    return llmq_model_from_memory(ctx, __func__, map, (size_t)st.st_size, true, path, out);
+}
+
+llmq_status llmq_model_from_memory(llmq_context *ctx, const char *fn, void *buf, size_t size,
+                                   bool owns_map, const char *name, llmq_model **out)
+{
+    *out = NULL;
     llmq_model *m = llmq_mem_calloc(ctx, sizeof *m);
     if (m == NULL) {
-        munmap(map, (size_t)st.st_size);
-        return llmq_fail_oom(ctx, __func__, "model", sizeof *m);
+        if (owns_map)
+            munmap(buf, size);
+        return llmq_fail_oom(ctx, fn, "model", sizeof *m);
     }
     m->ctx = ctx;
-    m->map = map;
-    m->map_size = (size_t)st.st_size;
+    m->map = buf;
+    m->map_size = size;
+    m->owns_map = owns_map;
+    if (size < 9) {
+        llmq_model_destroy(m);
+        return llmq_fail(ctx, LLMQ_ERR_PARSE, fn,
+                         "path=%s: %zu bytes: too short for any model format", name, size);
+    }
     /* safetensors: a little-endian u64 header length, then JSON (possibly after blanks) */
-    const uint8_t *b = map;
+    const uint8_t *b = buf;
     size_t i = 8;
-    while (i < m->map_size && i < 72 && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' ||
-                                         b[i] == '\r'))
+    while (i < size && i < 72 && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
         i++;
-    llmq_status s = i < m->map_size && (b[i] == '{' || b[i] == '[') ? llmq_safetensors_parse(m, __func__, path)
-                         : llmq_llama2c_parse(m, __func__, path);
+    llmq_status s = i < size && (b[i] == '{' || b[i] == '[') ? llmq_safetensors_parse(m, fn, name)
+                                                               : llmq_llama2c_parse(m, fn, name);
     if (s != LLMQ_OK) {
         llmq_model_destroy(m);
         return s;

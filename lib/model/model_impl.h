@@ -26,6 +26,7 @@ struct llmq_model {
     llmq_model_format format;
     void *map;
     size_t map_size;
+    bool owns_map; /* mapped by llmq_model_open: unmapped on destroy */
     const uint8_t *data; /* start of the data section inside the map */
     uint64_t data_size;
     llmq_model_entry *entries;
@@ -33,6 +34,12 @@ struct llmq_model {
     char **meta; /* key, value, key, value, ... */
     int64_t meta_count, meta_cap;
 };
+
+/* A model over `size` bytes at buf (a map owned by the model when owns_map, else borrowed and
+ * writable for copy-on-write views): format detection and validation. Used by llmq_model_open
+ * and by the fuzz harness. */
+llmq_status llmq_model_from_memory(llmq_context *ctx, const char *fn, void *buf, size_t size,
+                                   bool owns_map, const char *name, llmq_model **out);
 
 /* The file's name for a dtype, and back; false for names llmq has no dtype for. */
 const char *llmq_model_file_dtype_name(llmq_dtype dtype);
