@@ -16,5 +16,6 @@
 #include "llmq/quantize.h"
 #include "llmq/gemm.h"
 #include "llmq/model.h"
+#include "llmq/recipe.h"
 
 #endif /* LLMQ_H */

@@ -1,0 +1,112 @@
+/* llmq/recipe.h - YAML recipes: which scheme each tensor of a model gets.
+ * SPDX-License-Identifier: MIT */
+#ifndef LLMQ_RECIPE_H
+#define LLMQ_RECIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq/context.h"
+#include "llmq/export.h"
+#include "llmq/status.h"
+#include "llmq/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * A parsed recipe (docs/recipes.md): a version, defaults, and an ordered list of rules
+ * matched against tensor names with shell globs; the first matching rule wins, and its fields
+ * override the defaults. Immutable once loaded: any number of threads may resolve names
+ * (@thread read-shared).
+ */
+typedef struct llmq_recipe llmq_recipe;
+
+/** How a layer's input activations are quantized. */
+typedef enum llmq_activation_mode {
+    LLMQ_ACTIVATION_FLOAT = 0,   /**< not quantized (weight-only schemes) */
+    LLMQ_ACTIVATION_DYNAMIC = 1, /**< parameters computed from each batch at run time */
+    LLMQ_ACTIVATION_STATIC = 2,  /**< parameters calibrated once (static PTQ) */
+    LLMQ_ACTIVATION_MODE_FORCE32_ = 0x7fffffff
+} llmq_activation_mode;
+
+/**
+ * What a recipe says for one tensor; versioned by `size`, filled by llmq_recipe_resolve() and
+ * released with llmq_recipe_choice_clear().
+ */
+typedef struct llmq_recipe_choice {
+    size_t size;                      /**< sizeof(llmq_recipe_choice) as compiled by the caller */
+    int32_t rule;                     /**< index of the matching rule; -1: the defaults */
+    uint32_t skip;                    /**< 1: keep the tensor as it is */
+    llmq_scheme *weight;              /**< owned; NULL when skipped or the weights stay float */
+    llmq_scheme *activation;          /**< owned; NULL for float activations */
+    llmq_activation_mode activation_mode;
+    uint32_t reserved0_;              /**< zero */
+    uint64_t reserved[6];             /**< zero */
+} llmq_recipe_choice;
+
+/**
+ * Load a recipe from a YAML file.
+ * @param path  borrowed for the call
+ * @param out   receives the recipe; NULL on failure
+ * @return LLMQ_OK; LLMQ_ERR_IO (cannot read the file: the message names it);
+ *         LLMQ_ERR_PARSE (`file:line:column: key.path: reason` for YAML syntax, unknown keys,
+ *         wrong types, invalid values, an unknown version); LLMQ_ERR_INVALID_ARG (NULL);
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_load(llmq_context *ctx, const char *path,
+                                                     llmq_recipe **out);
+
+/**
+ * Parse a recipe from memory (@p size bytes of YAML; need not be NUL-terminated).
+ * @param source  the name used in messages, e.g. a file name
+ * @return as llmq_recipe_load() without LLMQ_ERR_IO
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_parse(llmq_context *ctx, const char *text,
+                                                      size_t size, const char *source,
+                                                      llmq_recipe **out);
+
+/** Destroy a recipe; NULL is a no-op. @thread exclusive on r @since 0.2 */
+LLMQ_API void llmq_recipe_destroy(llmq_recipe *r);
+
+/** Number of rules (0 for NULL). @thread read-shared @since 0.2 */
+LLMQ_API int32_t llmq_recipe_rule_count(const llmq_recipe *r);
+
+/**
+ * Fill @p choice for a caller compiled against a struct of @p size bytes: no rule, nothing
+ * owned.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL), LLMQ_ERR_ABI (size out of range)
+ * @thread reentrant
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_choice_defaults(llmq_recipe_choice *choice,
+                                                                size_t size);
+
+/**
+ * Which scheme applies to @p tensor_name: the first rule whose `match` globs match it (shell
+ * patterns, `*` crossing dots), merged over the defaults. The schemes in @p choice are fresh
+ * copies owned by the caller; @p choice must be clear (from llmq_recipe_choice_defaults() or
+ * llmq_recipe_choice_clear()).
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, choice holding schemes), LLMQ_ERR_ABI,
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; the recipe is read-shared
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r,
+                                                        const char *tensor_name,
+                                                        llmq_recipe_choice *choice);
+
+/** Destroy the schemes of @p choice and reset it to the defaults; NULL is a no-op.
+ *  @thread exclusive on choice @since 0.2 */
+LLMQ_API void llmq_recipe_choice_clear(llmq_recipe_choice *choice);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMQ_RECIPE_H */
