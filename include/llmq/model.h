@@ -105,6 +105,18 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor_shape(const llmq_model *m,
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m,
                                                       const char *name, llmq_tensor **out);
 
+/**
+ * Let the operating system drop the pages of tensor @p name from memory, as a streaming reader
+ * does after it has used a tensor, so that memory stays bounded by what is in use. The pages
+ * are read again from the file if the tensor is used later; views of it stay valid, but their
+ * unsaved writes are lost.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, unknown name)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_evict(llmq_context *ctx, const llmq_model *m,
+                                                     const char *name);
+
 /** Number of metadata entries (`__metadata__` of safetensors). @thread read-shared @since 0.2 */
 LLMQ_API int64_t llmq_model_metadata_count(const llmq_model *m);
 

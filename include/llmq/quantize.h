@@ -69,6 +69,16 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_pack(llmq_context *ctx, const llmq_tens
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_unpack(llmq_context *ctx, const llmq_tensor *src,
                                                 llmq_tensor *dst);
 
+/**
+ * Convert between float dtypes: F32, F16 and BF16 in any direction (round to nearest even;
+ * NaN stays NaN, overflow becomes Inf), same shape.
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, a non-float dtype, shapes, overlap)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_convert(llmq_context *ctx, const llmq_tensor *src,
+                                                 llmq_tensor *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,7 @@
 /* model.c - opening model files, the tensor directory, and views of tensors.
  * SPDX-License-Identifier: MIT */
+/* madvise(MADV_DONTNEED) is a Linux/BSD extension (posix_madvise does nothing on glibc) */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -361,5 +363,24 @@ llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m, const char
         return st;
     }
     *out = t;
+    return LLMQ_OK;
+}
+
+llmq_status llmq_model_evict(llmq_context *ctx, const llmq_model *m, const char *name)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    LLMQ_REQUIRE(ctx, m != NULL, "m=NULL: must be a model");
+    LLMQ_REQUIRE(ctx, name != NULL, "name=NULL: must name a tensor");
+    const llmq_model_entry *e = find(m, name);
+    LLMQ_REQUIRE(ctx, e != NULL, "name=%s: no such tensor in the model", name);
+    if (!m->owns_map)
+        return LLMQ_OK;
+    /* whole pages inside the tensor only: neighbours may still be in use */
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)(m->data + e->begin), hi = (uintptr_t)(m->data + e->end);
+    lo = (lo + page - 1) & ~(page - 1);
+    hi &= ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
     return LLMQ_OK;
 }
