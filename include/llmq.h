@@ -14,5 +14,6 @@
 #include "llmq/tensor.h"
 #include "llmq/scheme.h"
 #include "llmq/quantize.h"
+#include "llmq/qat.h"
 
 #endif /* LLMQ_H */

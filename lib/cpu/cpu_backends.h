@@ -7,4 +7,11 @@
 /* The portable reference: every kernel, the oracle of every test. */
 extern const llmq_backend_ops llmq_cpu_scalar_ops;
 
+/* The scalar fake-quant kernels (kern_qat_scalar.c), named so that a SIMD tier without its own
+ * may point its slots at them. */
+llmq_status llmq_cpu_scalar_fake_quantize(llmq_backend *be, const llmq_fq_job *job,
+                                          int64_t *bad_index);
+llmq_status llmq_cpu_scalar_fake_quantize_backward(llmq_backend *be, const llmq_fq_job *job,
+                                                   int64_t *bad_index);
+
 #endif
