@@ -58,8 +58,7 @@ static void init_mlp(mlp *m, float gain)
 }
 
 /* y = w2 tanh(w1 x + b1) + b2 for n <= BATCH rows of x; w1 / w2 may be fake-quantized copies. */
-static void forward(const mlp *m, const float *w1, const float *w2, const float *x, int n,
-                    acts *a)
+static void forward(const mlp *m, const float *w1, const float *w2, const float *x, int n, acts *a)
 {
     for (int r = 0; r < n; r++) {
         for (int j = 0; j < H; j++) {
@@ -153,7 +152,7 @@ static void adam_mlp(adam *opt, mlp *m, const mlp *g, float lr)
 /* ---- llmq plumbing: one 4-bit weight quantizer per layer ---- */
 typedef struct qlayer {
     llmq_tensor *w, *wq, *dwq, *dw; /* views of: weight, its fake quant, their gradients */
-    llmq_tensor *q;                  /* the 4-bit tensor: per-channel scales and real codes */
+    llmq_tensor *q;                 /* the 4-bit tensor: per-channel scales and real codes */
     llmq_tensor *dscale;
     float fq[H * D], dfq[H * D], dwbuf[H * D], ds[H];
     float scale_m[H], scale_v[H]; /* Adam state of the scales */
@@ -208,8 +207,8 @@ typedef struct data {
  * of the deployed 4-bit model. */
 enum { QAT_STEPS = 500, QAT_BATCHES = 8 };
 
-static llmq_status qat(llmq_context *ctx, const llmq_scheme *s, mlp *net, qlayer *l1,
-                       qlayer *l2, const data *dt, int learn_scales, double *loss)
+static llmq_status qat(llmq_context *ctx, const llmq_scheme *s, mlp *net, qlayer *l1, qlayer *l2,
+                       const data *dt, int learn_scales, double *loss)
 {
     static adam opt;
     static mlp grad, sum;
@@ -229,8 +228,7 @@ static llmq_status qat(llmq_context *ctx, const llmq_scheme *s, mlp *net, qlayer
         memset(&sum, 0, sizeof sum);
         for (int b = 0; b < QAT_BATCHES; b++) {
             const int r = ((step * QAT_BATCHES + b) * BATCH) % NTRAIN;
-            loss_and_grad(net, l1->fq, l2->fq, dt->xtr + r * D, dt->ttr + r * O, BATCH, &a,
-                          &grad);
+            loss_and_grad(net, l1->fq, l2->fq, dt->xtr + r * D, dt->ttr + r * O, BATCH, &a, &grad);
             const float *g = (const float *)&grad;
             float *acc = (float *)&sum;
             for (size_t i = 0; i < sizeof(mlp) / sizeof(float); i++)
@@ -251,7 +249,8 @@ static llmq_status qat(llmq_context *ctx, const llmq_scheme *s, mlp *net, qlayer
         for (int k = 0; k < 2 && learn_scales; k++) { /* Adam on the scales, kept positive */
             qlayer *l = layers[k];
             float *sc = llmq_tensor_data(llmq_tensor_scale(l->q));
-            const float c1 = 1.0f - powf(0.9f, (float)opt.t), c2 = 1.0f - powf(0.999f, (float)opt.t);
+            const float c1 = 1.0f - powf(0.9f, (float)opt.t),
+                        c2 = 1.0f - powf(0.999f, (float)opt.t);
             for (int64_t i = 0; i < rows[k]; i++) {
                 l->scale_m[i] = 0.9f * l->scale_m[i] + 0.1f * l->ds[i];
                 l->scale_v[i] = 0.999f * l->scale_v[i] + 0.001f * l->ds[i] * l->ds[i];
@@ -296,7 +295,9 @@ int main(void)
         loss_and_grad(&net, net.w1, net.w2, dt.xtr + r * D, dt.ttr + r * O, BATCH, &a, &grad);
         opt.t++;
         adam_mlp(&opt, &net, &grad,
-                 3e-3f * (step < fp_steps / 2 ? 1.0f : step < fp_steps * 3 / 4 ? 0.3f : 0.1f));
+                 3e-3f * (step < fp_steps / 2       ? 1.0f
+                          : step < fp_steps * 3 / 4 ? 0.3f
+                                                    : 0.1f));
     }
     trained = net;
     const double loss_fp32 = test_loss(&net, net.w1, net.w2, dt.xte, dt.tte);

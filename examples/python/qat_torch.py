@@ -260,87 +260,63 @@ def make_function(torch, llmq):
 
 
 def check_torch(torch, llmq):
-    np = llmq.np
     fq = make_function(torch, llmq).apply
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(8, 50, generator=gen) * 3
     dy = torch.randn(8, 50, generator=gen)
+    results = []
 
-    def grads(fn, *leaves):
+    def grads(fn, leaves):
         for t in leaves:
             t.grad = None
         fn().backward(dy)
         return [t.grad.clone() for t in leaves]
 
-    results = []
-    # fixed parameters: per tensor and per channel, integer zero points
+    def compare(name, qmin, qmax, scheme, torch_fn, scale, zero_point, gf=1.0):
+        """torch_fn(x, scale, zero_point) against llmq under scheme (which is freed): the
+        forward and dx exactly, the parameters' gradients (if they require them) closely."""
+        try:
+            x = x0.clone().requires_grad_(True)
+            leaves = [x] + [t for t in (scale, zero_point) if t.requires_grad]
+            f_t = lambda: torch_fn(x, scale, zero_point)
+            f_l = lambda: fq(x, scale, zero_point, scheme, gf)
+            fwd = torch.equal(f_t(), f_l())
+            g_t, g_l = grads(f_t, leaves), grads(f_l, leaves)
+        finally:
+            llmq.scheme_destroy(scheme)
+        bwd = torch.equal(g_t[0], g_l[0]) and all(
+            torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(g_t[1:], g_l[1:]))
+        results.append((name, qmin, qmax, fwd, bwd))
+
+    # fixed parameters, integer zero points: per tensor and per channel
     for qmin, qmax, dtype, qrange in ((0, 255, U8, None), (-128, 127, S8, None),
                                       (-8, 7, S8, (-8, 7)), (0, 15, U4, None)):
-        x = x0.clone().requires_grad_(True)
         scale, zp = 6.0 / (qmax - qmin), (qmin + qmax + 1) // 2
-        s = llmq.scheme(dtype, ASYMMETRIC, PER_TENSOR, qrange=qrange)
-        try:
-            y_t = torch.fake_quantize_per_tensor_affine(x, scale, zp, qmin, qmax)
-            (g_t,) = grads(lambda: torch.fake_quantize_per_tensor_affine(x, scale, zp, qmin,
-                                                                          qmax), x)
-            sc = torch.tensor([scale], dtype=torch.float32)
-            zt = torch.tensor([zp], dtype=torch.int32)
-            y_l = fq(x, sc, zt, s, 1.0)
-            (g_l,) = grads(lambda: fq(x, sc, zt, s, 1.0), x)
-        finally:
-            llmq.scheme_destroy(s)
-        results.append(("per-tensor", qmin, qmax, torch.equal(y_t, y_l), torch.equal(g_t, g_l)))
-
-        scale_c = torch.linspace(3.0, 9.0, 8) / (qmax - qmin)
-        zp_c = torch.arange(8, dtype=torch.int32) % (qmax - qmin + 1) + qmin
-        s = llmq.scheme(dtype, ASYMMETRIC, PER_CHANNEL, 0, qrange=qrange)
-        try:
-            f_t = lambda: torch.fake_quantize_per_channel_affine(x, scale_c, zp_c, 0, qmin, qmax)
-            f_l = lambda: fq(x, scale_c, zp_c, s, 1.0)
-            y_t, y_l = f_t(), f_l()
-            (g_t,), (g_l,) = grads(f_t, x), grads(f_l, x)
-        finally:
-            llmq.scheme_destroy(s)
-        results.append(("per-channel", qmin, qmax, torch.equal(y_t, y_l), torch.equal(g_t, g_l)))
+        compare("per-tensor", qmin, qmax, llmq.scheme(dtype, ASYMMETRIC, PER_TENSOR, qrange=qrange),
+                lambda x, s, z: torch.fake_quantize_per_tensor_affine(x, scale, zp, qmin, qmax),
+                torch.tensor([scale]), torch.tensor([zp], dtype=torch.int32))
+        compare("per-channel", qmin, qmax,
+                llmq.scheme(dtype, ASYMMETRIC, PER_CHANNEL, 0, qrange=qrange),
+                lambda x, s, z: torch.fake_quantize_per_channel_affine(x, s, z, 0, qmin, qmax),
+                torch.linspace(3.0, 9.0, 8) / (qmax - qmin),
+                torch.arange(8, dtype=torch.int32) % (qmax - qmin + 1) + qmin)
 
     # learnable (LSQ): float scale and zero point. PyTorch's per-tensor backward rounds the zero
     # point as trunc(z + 0.5) (docs/qat.md), which equals llmq's rule for z >= 0 off the ties:
     # the per-tensor case keeps z there.
+    gf = 0.5
     for qmin, qmax, dtype in ((0, 255, U8), (-128, 127, S8), (0, 15, U4)):
-        gf = 0.5
-        s = llmq.scheme(dtype, ASYMMETRIC, PER_TENSOR)
-        try:
-            x = x0.clone().requires_grad_(True)
-            sc = torch.tensor([7.0 / (qmax - qmin)], requires_grad=True)
-            zf = torch.tensor([abs(qmin + qmax) / 2 + 0.3], requires_grad=True)
-            f_t = lambda: torch._fake_quantize_learnable_per_tensor_affine(x, sc, zf, qmin, qmax,
-                                                                           gf)
-            f_l = lambda: fq(x, sc, zf, s, gf)
-            y_t, y_l = f_t(), f_l()
-            g_t, g_l = grads(f_t, x, sc, zf), grads(f_l, x, sc, zf)
-        finally:
-            llmq.scheme_destroy(s)
-        results.append(("learnable per-tensor", qmin, qmax, torch.equal(y_t, y_l),
-                        torch.equal(g_t[0], g_l[0])
-                        and all(torch.allclose(a, b, rtol=1e-4, atol=1e-4)
-                                for a, b in zip(g_t[1:], g_l[1:]))))
-
-        s = llmq.scheme(dtype, ASYMMETRIC, PER_CHANNEL, 1)
-        try:
-            x = x0.clone().requires_grad_(True)
-            sc = (torch.linspace(3.0, 9.0, 50) / (qmax - qmin)).requires_grad_(True)
-            zf = torch.linspace(qmin - 2.0, qmax + 2.0, 50).requires_grad_(True)
-            f_t = lambda: torch._fake_quantize_learnable_per_channel_affine(x, sc, zf, 1, qmin,
-                                                                            qmax, gf)
-            f_l = lambda: fq(x, sc, zf, s, gf)
-            y_t, y_l = f_t(), f_l()
-            g_t, g_l = grads(f_t, x, sc, zf), grads(f_l, x, sc, zf)
-        finally:
-            llmq.scheme_destroy(s)
-        results.append(("learnable per-channel", qmin, qmax, torch.equal(y_t, y_l),
-                        torch.equal(g_t[0], g_l[0])
-                        and all(torch.allclose(a, b, rtol=1e-4, atol=1e-4)
-                                for a, b in zip(g_t[1:], g_l[1:]))))
+        compare("learnable per-tensor", qmin, qmax, llmq.scheme(dtype, ASYMMETRIC, PER_TENSOR),
+                lambda x, s, z: torch._fake_quantize_learnable_per_tensor_affine(
+                    x, s, z, qmin, qmax, gf),
+                torch.tensor([7.0 / (qmax - qmin)], requires_grad=True),
+                torch.tensor([abs(qmin + qmax) / 2 + 0.3], requires_grad=True), gf)
+        compare("learnable per-channel", qmin, qmax,
+                llmq.scheme(dtype, ASYMMETRIC, PER_CHANNEL, 1),
+                lambda x, s, z: torch._fake_quantize_learnable_per_channel_affine(
+                    x, s, z, 1, qmin, qmax, gf),
+                (torch.linspace(3.0, 9.0, 50) / (qmax - qmin)).requires_grad_(True),
+                torch.linspace(qmin - 2.0, qmax + 2.0, 50).requires_grad_(True), gf)
 
     print(f"torch {torch.__version__}: llmq vs PyTorch's fake-quant functions")
     print("| function | qmin | qmax | forward equal | gradients equal |")

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "cpu/convert.h"
+#include "cpu/rows.h"
 #include "cpu/cpu_backends.h"
 #include "quant/pack.h"
 #include "quant/rounding.h"
@@ -14,14 +14,6 @@
 /* Columns handled per step: bounds the stack buffers for conversions and sub-byte codes, and
  * keeps sub-byte chunk starts on byte boundaries. */
 #define CHUNK 256
-
-static int64_t first_nan(const float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (x[i] != x[i])
-            return i;
-    return -1;
-}
 
 /* One run of elements sharing (scale, zp). Returns the offset of the first NaN, or -1.
  * The grid is clamped as v - zp so that the rounding works on small values (rounding.h). */
@@ -64,7 +56,7 @@ static int64_t quantize_span(const llmq_quant_job *job, const float *x, int64_t 
         break;
     }
 #undef QUANT_LOOP
-    return bad ? first_nan(x, n) : -1;
+    return bad ? llmq_cpu_first_nan(x, n) : -1;
 }
 
 static void write_codes(void *row, llmq_dtype dt, int64_t c0, const uint8_t *codes, int64_t n)
@@ -191,7 +183,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
                     }
                 }
                 if (bad) {
-                    *bad_index = r * job->cols + c0 + c + first_nan(x + c, end - c);
+                    *bad_index = r * job->cols + c0 + c + llmq_cpu_first_nan(x + c, end - c);
                     return LLMQ_ERR_NON_FINITE;
                 }
                 lo[p] = mn;

@@ -21,9 +21,9 @@ typedef struct fq_setup {
 static llmq_status need(llmq_context *ctx, const char *fn, const char *name, const void *p,
                         const char *kind)
 {
-    return p != NULL ? LLMQ_OK
-                     : llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=NULL: must be a %s", name,
-                                 kind);
+    return p != NULL
+               ? LLMQ_OK
+               : llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=NULL: must be a %s", name, kind);
 }
 
 /* A float tensor of x's shape. */
@@ -44,8 +44,8 @@ static llmq_status check_like_x(llmq_context *ctx, const char *fn, const char *n
 
 /* A parameter tensor (scale, zero point or their gradients) shaped as the layout says. */
 static llmq_status check_param_shape(llmq_context *ctx, const char *fn, const char *name,
-                                     const llmq_tensor *t, const fq_setup *su,
-                                     const llmq_tensor *x, bool s32_ok)
+                                     const llmq_tensor *t, const fq_setup *su, const llmq_tensor *x,
+                                     bool s32_ok)
 {
     if (t->dtype != LLMQ_DTYPE_F32 && !(s32_ok && t->dtype == LLMQ_DTYPE_S32))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s tensor: must be f32%s", name,
@@ -130,8 +130,8 @@ static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
 
 /* Output `out` must not overlap input `in`, except as the very same view when alias_ok. */
 static llmq_status check_apart(llmq_context *ctx, const char *fn, const char *out_name,
-                               const llmq_tensor *out, const char *in_name,
-                               const llmq_tensor *in, bool alias_ok)
+                               const llmq_tensor *out, const char *in_name, const llmq_tensor *in,
+                               bool alias_ok)
 {
     if (out == NULL || in == NULL || !overlap(out, in))
         return LLMQ_OK;
@@ -174,8 +174,7 @@ static llmq_fq_job make_job(const fq_setup *su, const llmq_tensor *x, const llmq
 
 /* Run the job on the context's backend, or on the CPU reference when a CPU tier leaves the
  * slot empty; a NaN's index becomes the message. */
-static llmq_status run_job(llmq_context *ctx, const char *fn, const llmq_fq_job *job,
-                           bool backward)
+static llmq_status run_job(llmq_context *ctx, const char *fn, const llmq_fq_job *job, bool backward)
 {
     llmq_backend be = ctx->backend;
     if ((backward ? be.ops->fake_quantize_backward : be.ops->fake_quantize) == NULL) {
@@ -222,8 +221,7 @@ llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
     LLMQ_TRY(check_common(ctx, fn, x, scheme, scale, zero_point, &su));
     LLMQ_TRY(check_like_x(ctx, fn, "dy", dy, x));
     LLMQ_TRY(check_like_x(ctx, fn, "dx", dx, x));
-    LLMQ_REQUIRE(ctx, isfinite(grad_factor), "grad_factor=%g: must be finite",
-                 (double)grad_factor);
+    LLMQ_REQUIRE(ctx, isfinite(grad_factor), "grad_factor=%g: must be finite", (double)grad_factor);
     if (dscale != NULL)
         LLMQ_TRY(check_param_shape(ctx, fn, "dscale", dscale, &su, x, false));
     if (dzero_point != NULL) {
@@ -243,8 +241,7 @@ llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
             LLMQ_TRY(check_apart(ctx, fn, outs[o].name, outs[o].t, ins[i].name, ins[i].t,
                                  o == 0 && i == 1));
         for (size_t k = o + 1; k < sizeof outs / sizeof outs[0]; k++)
-            LLMQ_TRY(check_apart(ctx, fn, outs[k].name, outs[k].t, outs[o].name, outs[o].t,
-                                 false));
+            LLMQ_TRY(check_apart(ctx, fn, outs[k].name, outs[k].t, outs[o].name, outs[o].t, false));
     }
     LLMQ_TRY(check_param_values(ctx, fn, &su, scale, zero_point));
 

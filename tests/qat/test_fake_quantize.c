@@ -14,13 +14,7 @@
 static const llmq_dtype qdtypes[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4,
                                      LLMQ_DTYPE_U4, LLMQ_DTYPE_S2, LLMQ_DTYPE_U2};
 
-typedef struct gran_case {
-    llmq_granularity g;
-    int32_t axis;
-    int64_t group;
-} gran_case;
-
-static const gran_case grans[] = {
+static const test_gran grans[] = {
     {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},   {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
     {LLMQ_GRANULARITY_PER_CHANNEL, -1, 0}, {LLMQ_GRANULARITY_PER_TOKEN, 0, 0},
     {LLMQ_GRANULARITY_PER_GROUP, 0, 1},    {LLMQ_GRANULARITY_PER_GROUP, 0, 5},
@@ -42,19 +36,10 @@ static int64_t numel(const int64_t *shape, int32_t ndim)
     return n;
 }
 
-/* An owned tensor of dtype shaped like parameter tensor p. */
-static llmq_tensor *like(llmq_context *ctx, const llmq_tensor *p, llmq_dtype dtype)
-{
-    const int64_t shape[2] = {llmq_tensor_dim(p, 0), llmq_tensor_dim(p, 1)};
-    llmq_tensor *t = NULL;
-    ASSERT_OK(ctx, llmq_tensor_create(ctx, dtype, llmq_tensor_ndim(p), shape, &t));
-    return t;
-}
-
 /* llmq_fake_quantize with the parameters of a dynamically quantized tensor (scale narrowed to
  * provoke clipping now and then) equals llmq_dequantize(llmq_quantize(x)), bit for bit. */
-static void check_against_quantize(llmq_context *ctx, test_rng *rng, llmq_scheme *s,
-                                   int32_t ndim, const int64_t *shape, bool float_zp)
+static void check_against_quantize(llmq_context *ctx, test_rng *rng, llmq_scheme *s, int32_t ndim,
+                                   const int64_t *shape, bool float_zp)
 {
     const int64_t n = numel(shape, ndim);
     float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n),
@@ -73,7 +58,7 @@ static void check_against_quantize(llmq_context *ctx, test_rng *rng, llmq_scheme
     ASSERT_OK(ctx, llmq_dequantize(ctx, q, tref));
     llmq_tensor *zarg = zp;
     if (float_zp) { /* the same zero points as floats off by < 0.5: they round back */
-        fzp = like(ctx, zp, LLMQ_DTYPE_F32);
+        fzp = test_tensor_like(ctx, zp, LLMQ_DTYPE_F32);
         const int32_t *zi = llmq_tensor_data(zp);
         float *zf = llmq_tensor_data(fzp);
         for (int64_t i = 0; i < llmq_tensor_numel(zp); i++)
@@ -87,11 +72,7 @@ static void check_against_quantize(llmq_context *ctx, test_rng *rng, llmq_scheme
                 fail_msg("%s gran=%d elem %lld: fake %a, dequant(quant) %a (x=%a)",
                          llmq_dtype_name(llmq_scheme_dtype(s)), (int)llmq_scheme_granularity(s),
                          (long long)i, (double)y[i], (double)ref[i], (double)x[i]);
-    llmq_tensor_destroy(fzp);
-    llmq_tensor_destroy(q);
-    llmq_tensor_destroy(tx);
-    llmq_tensor_destroy(ty);
-    llmq_tensor_destroy(tref);
+    TEST_DESTROY(fzp, q, tx, ty, tref);
     free(x);
     free(y);
     free(ref);
@@ -107,8 +88,8 @@ static void bit_exact_against_quantize_dequantize(void **state)
         for (int sym = 0; sym < 3; sym++)
             for (size_t g = 0; g < sizeof grans / sizeof grans[0]; g++)
                 for (int mode = 0; mode < 6; mode++) { /* rounding x numerics */
-                    llmq_scheme *s = test_scheme(ctx, qdtypes[d], (llmq_symmetry)sym,
-                                                 grans[g].g, grans[g].axis, grans[g].group);
+                    llmq_scheme *s = test_scheme(ctx, qdtypes[d], (llmq_symmetry)sym, grans[g].g,
+                                                 grans[g].axis, grans[g].group);
                     ASSERT_OK(ctx, llmq_scheme_set_rounding(s, (llmq_rounding)(mode % 3)));
                     ASSERT_OK(ctx, llmq_scheme_set_numerics(s, (llmq_numerics)(mode / 3)));
                     ASSERT_OK(ctx, llmq_scheme_set_seed(s, (uint64_t)mode + 5));
@@ -155,7 +136,7 @@ static void golden_values(void **state)
 {
     (void)state;
     llmq_context *ctx = test_context();
-    float x[] = {1.0f,  0.125f, 0.375f,  -2.5f,     -2.625f,  -2.75f,
+    float x[] = {1.0f,   0.125f,  0.375f,   -2.5f,    -2.625f,  -2.75f,
                  61.25f, 61.375f, 61.3125f, INFINITY, -INFINITY};
     /* x / 0.25 = 4, 0.5 (even: 0), 1.5 (even: 2), -10, -10.5 (even: -10), -11 (code -1:
      * clipped to 0), 245, 245.5 (even: 246, code 256: clipped), 245.25, +Inf, -Inf */
@@ -198,8 +179,8 @@ static void golden_values(void **state)
         assert_true(y[i] == want_away[i]);
 
     /* pytorch vs onnx numerics (docs/numerics.md): s8, scale 0.1, x = 1.55 */
-    llmq_scheme *s8 = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s8 =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     sv = 0.1f;
     x[0] = 1.55f;
     ASSERT_OK(ctx, llmq_fake_quantize(ctx, tx, s8, sc, NULL, ty));
@@ -208,8 +189,8 @@ static void golden_values(void **state)
     ASSERT_OK(ctx, llmq_fake_quantize(ctx, tx, s8, sc, NULL, ty));
     assert_true(y[0] == 15.0f * 0.1f);
     /* zero_point NULL on an unsigned dtype is the midpoint: u4 8, so 8 codes below 0 */
-    llmq_scheme *u4 = test_scheme(ctx, LLMQ_DTYPE_U4, LLMQ_SYMMETRY_SYMMETRIC,
-                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *u4 =
+        test_scheme(ctx, LLMQ_DTYPE_U4, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     sv = 1.0f;
     x[0] = -100.0f;
     x[1] = 100.0f;
@@ -223,11 +204,7 @@ static void golden_values(void **state)
     llmq_scheme_destroy(s);
     llmq_scheme_destroy(s8);
     llmq_scheme_destroy(u4);
-    llmq_tensor_destroy(tx);
-    llmq_tensor_destroy(ty);
-    llmq_tensor_destroy(sc);
-    llmq_tensor_destroy(zp);
-    llmq_tensor_destroy(zpf);
+    TEST_DESTROY(tx, ty, sc, zp, zpf);
     llmq_context_destroy(ctx);
 }
 
@@ -276,9 +253,7 @@ static void half_dtypes_and_in_place(void **state)
             llmq_tensor_destroy(y);
             llmq_tensor_destroy(ref);
         }
-        llmq_tensor_destroy(xq);
-        llmq_tensor_destroy(xa);
-        llmq_tensor_destroy(copy);
+        TEST_DESTROY(xq, xa, copy);
     }
     llmq_scheme_destroy(s);
     free(x);
@@ -300,9 +275,7 @@ static void nan_is_reported_with_its_index(void **state)
     ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q));
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, tx, s, llmq_tensor_scale(q), NULL, ty),
                  LLMQ_ERR_NON_FINITE, "llmq_fake_quantize: x[570]=nan");
-    llmq_tensor_destroy(q);
-    llmq_tensor_destroy(tx);
-    llmq_tensor_destroy(ty);
+    TEST_DESTROY(q, tx, ty);
     llmq_scheme_destroy(s);
     free(x);
     free(y);
@@ -358,8 +331,8 @@ static void every_cpu_tier_matches_scalar(void **state)
                     ASSERT_OK(c, llmq_quantize_dynamic(c, tx, q));
                     llmq_tensor *sc = llmq_tensor_scale(q), *zp = llmq_tensor_zero_point(q);
                     const int64_t np = llmq_tensor_numel(sc);
-                    ds[k] = like(c, sc, LLMQ_DTYPE_F32);
-                    dz[k] = like(c, sc, LLMQ_DTYPE_F32);
+                    ds[k] = test_tensor_like(c, sc, LLMQ_DTYPE_F32);
+                    dz[k] = test_tensor_like(c, sc, LLMQ_DTYPE_F32);
                     ASSERT_OK(c, llmq_fake_quantize(c, tx, s, sc, zp, ty));
                     ASSERT_OK(c, llmq_fake_quantize_backward(c, tx, s, sc, zp, tdy, 0.5f, tdx,
                                                              ds[k], dz[k]));
@@ -377,11 +350,7 @@ static void every_cpu_tier_matches_scalar(void **state)
                             llmq_tensor_destroy(dz[j]);
                         }
                     }
-                    llmq_tensor_destroy(q);
-                    llmq_tensor_destroy(tx);
-                    llmq_tensor_destroy(ty);
-                    llmq_tensor_destroy(tdy);
-                    llmq_tensor_destroy(tdx);
+                    TEST_DESTROY(q, tx, ty, tdy, tdx);
                     llmq_scheme_destroy(s);
                 }
             }

@@ -13,15 +13,6 @@
 #include "quant/rounding.h"
 #include "testing.h"
 
-/* An owned tensor of dtype shaped like parameter tensor p. */
-static llmq_tensor *like(llmq_context *ctx, const llmq_tensor *p, llmq_dtype dtype)
-{
-    const int64_t shape[2] = {llmq_tensor_dim(p, 0), llmq_tensor_dim(p, 1)};
-    llmq_tensor *t = NULL;
-    ASSERT_OK(ctx, llmq_tensor_create(ctx, dtype, llmq_tensor_ndim(p), shape, &t));
-    return t;
-}
-
 /* The golden case of test_fake_quantize.c: u8 asymmetric, scale 0.25, zero point 10. Per
  * element (x, dy): mask, LSQ scale term (q - zp - x / scale inside, qmin - zp = -10 below,
  * qmax - zp = 245 above) and zero-point term (-scale = -0.25 outside), times dy. */
@@ -29,13 +20,12 @@ static void hand_computed_mask_and_lsq(void **state)
 {
     (void)state;
     llmq_context *ctx = test_context();
-    float x[] = {1.0f,  0.125f, 0.375f,  -2.5f,     -2.625f,  -2.75f,
+    float x[] = {1.0f,   0.125f,  0.375f,   -2.5f,    -2.625f,  -2.75f,
                  61.25f, 61.375f, 61.3125f, INFINITY, -INFINITY};
     float dy[] = {1.0f, 2.0f, -1.0f, 3.0f, 1.0f, 2.0f, 1.0f, 1.0f, 4.0f, 1.0f, -1.0f};
     /* codes round(x / 0.25) + 10: 14, 10, 12, 0 (bound: inside), 0 (-10.5 to even -10: inside),
      * -1 (below), 255 (bound: inside), 256 (245.5 to even 246: above), 255, +Inf, -Inf */
-    const float want_dx[] = {1.0f, 2.0f, -1.0f, 3.0f, 1.0f, 0.0f,
-                             1.0f, 0.0f, 4.0f,  0.0f, 0.0f};
+    const float want_dx[] = {1.0f, 2.0f, -1.0f, 3.0f, 1.0f, 0.0f, 1.0f, 0.0f, 4.0f, 0.0f, 0.0f};
     /* scale terms dy * (...): 1*0, 2*(0 - 0.5), -1*(2 - 1.5), 3*0, 1*(-10 + 10.5), 2*(-10),
      * 1*0, 1*245, 4*(245 - 245.25), 1*245, -1*(-10): sum 478
      * zero-point terms: 2*(-0.25), 1*(-0.25), 1*(-0.25), -1*(-0.25): sum -0.75 */
@@ -83,9 +73,7 @@ static void hand_computed_mask_and_lsq(void **state)
         assert_true(g[i] == want_dx[i]);
     assert_true(ds == 478.0f && dz == -0.75f);
 
-    llmq_tensor *t[] = {tx, tdy, tdx, sc, zp, tds, tdz, tg};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(tx, tdy, tdx, sc, zp, tds, tdz, tg);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }
@@ -106,51 +94,21 @@ static void mask_bounds_are_inclusive(void **state)
     llmq_tensor *tx = test_wrap_f32(ctx, x, 1, shape), *tdy = test_wrap_f32(ctx, dy, 1, shape),
                 *tdx = test_wrap_f32(ctx, dx, 1, shape),
                 *sc = test_wrap_f32(ctx, &sv, 1, (const int64_t[]){1});
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     ASSERT_OK(ctx, llmq_scheme_set_range(s, -4, 3));
     ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, NULL, NULL));
     for (int i = 0; i < 8; i++)
         if (dx[i] != want[i])
             fail_msg("x=%g: dx %g, want %g", (double)x[i], (double)dx[i], (double)want[i]);
-    llmq_tensor_destroy(tx);
-    llmq_tensor_destroy(tdy);
-    llmq_tensor_destroy(tdx);
-    llmq_tensor_destroy(sc);
+    TEST_DESTROY(tx, tdy, tdx, sc);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }
 
-typedef struct gran_case {
-    llmq_granularity g;
-    int32_t axis;
-    int64_t group;
-} gran_case;
-
-/* Parameter index of element i of a row-major tensor, computed from the coordinates. */
-static int64_t param_index(const gran_case *g, int32_t ndim, const int64_t *shape, int64_t i)
-{
-    int64_t coord[4], rest = i;
-    for (int32_t d = ndim - 1; d >= 0; d--) {
-        coord[d] = rest % shape[d];
-        rest /= shape[d];
-    }
-    const int64_t cols = shape[ndim - 1], row = i / cols;
-    switch (g->g) {
-    case LLMQ_GRANULARITY_PER_CHANNEL:
-        return coord[g->axis < 0 ? g->axis + ndim : g->axis];
-    case LLMQ_GRANULARITY_PER_TOKEN:
-        return row;
-    case LLMQ_GRANULARITY_PER_GROUP:
-        return row * ((cols + g->group - 1) / g->group) + coord[ndim - 1] / g->group;
-    default:
-        return 0;
-    }
-}
-
 /* PyTorch's learnable backward, element by element (the formulas of docs/qat.md, written out
  * without the kernels' runs and clamps), summed in double. */
-static void reference_backward(const gran_case *g, int32_t ndim, const int64_t *shape,
+static void reference_backward(const test_gran *g, int32_t ndim, const int64_t *shape,
                                const float *x, const float *dy, const float *scale,
                                const float *zpf, int32_t qmin, int32_t qmax, llmq_rounding rnd,
                                llmq_numerics num, uint64_t seed, float gf, float *dx,
@@ -162,15 +120,16 @@ static void reference_backward(const gran_case *g, int32_t ndim, const int64_t *
     for (int64_t p = 0; p < np; p++)
         dscale[p] = dzp[p] = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        const int64_t p = param_index(g, ndim, shape, i);
+        const int64_t p = test_param_index(g, ndim, shape, i);
         const float s = scale[p], inv = 1.0f / s;
         float zr = nearbyintf(zpf[p]);
         zr = zr < (float)qmin ? (float)qmin : zr > (float)qmax ? (float)qmax : zr;
         const int32_t zp = (int32_t)zr;
         const float v = num == LLMQ_NUMERICS_ONNX ? x[i] / s : x[i] * inv;
-        const float r = rnd == LLMQ_ROUNDING_HALF_EVEN  ? nearbyintf(v)
-                        : rnd == LLMQ_ROUNDING_HALF_AWAY ? roundf(v)
-                                                         : llmq_round_stochastic(v, seed, (uint64_t)i);
+        const float r = rnd == LLMQ_ROUNDING_HALF_EVEN ? nearbyintf(v)
+                        : rnd == LLMQ_ROUNDING_HALF_AWAY
+                            ? roundf(v)
+                            : llmq_round_stochastic(v, seed, (uint64_t)i);
         const int64_t q = (int64_t)r + zp;
         const bool inside = q >= qmin && q <= qmax;
         dx[i] = dy[i] * (float)inside;
@@ -198,22 +157,22 @@ static void matches_elementwise_reference(void **state)
     (void)state;
     llmq_context *ctx = test_context();
     test_rng rng = {2024};
-    const gran_case grans[] = {
-        {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},   {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
-        {LLMQ_GRANULARITY_PER_CHANNEL, 1, 0},  {LLMQ_GRANULARITY_PER_CHANNEL, -1, 0},
-        {LLMQ_GRANULARITY_PER_TOKEN, 0, 0},    {LLMQ_GRANULARITY_PER_GROUP, 0, 1},
-        {LLMQ_GRANULARITY_PER_GROUP, 0, 7},    {LLMQ_GRANULARITY_PER_GROUP, 0, 128},
+    const test_gran grans[] = {
+        {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},  {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
+        {LLMQ_GRANULARITY_PER_CHANNEL, 1, 0}, {LLMQ_GRANULARITY_PER_CHANNEL, -1, 0},
+        {LLMQ_GRANULARITY_PER_TOKEN, 0, 0},   {LLMQ_GRANULARITY_PER_GROUP, 0, 1},
+        {LLMQ_GRANULARITY_PER_GROUP, 0, 7},   {LLMQ_GRANULARITY_PER_GROUP, 0, 128},
     };
     const llmq_dtype dts[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_U2};
     const int64_t shapes[][3] = {{3, 4, 90}, {2, 1, 300}, {1, 5, 1}};
     for (size_t gi = 0; gi < sizeof grans / sizeof grans[0]; gi++)
         for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++)
             for (int mode = 0; mode < 6; mode++) {
-                const gran_case *g = &grans[gi];
+                const test_gran *g = &grans[gi];
                 const int64_t *shape = shapes[test_rng_next(&rng) % 3];
                 const int64_t n = shape[0] * shape[1] * shape[2];
-                llmq_scheme *s = test_scheme(ctx, dts[di], LLMQ_SYMMETRY_ASYMMETRIC, g->g,
-                                             g->axis, g->group);
+                llmq_scheme *s =
+                    test_scheme(ctx, dts[di], LLMQ_SYMMETRY_ASYMMETRIC, g->g, g->axis, g->group);
                 const llmq_rounding rnd = (llmq_rounding)(mode % 3);
                 const llmq_numerics num = (llmq_numerics)(mode / 3);
                 ASSERT_OK(ctx, llmq_scheme_set_rounding(s, rnd));
@@ -230,8 +189,9 @@ static void matches_elementwise_reference(void **state)
                             *tdx = test_wrap_f32(ctx, dx, 3, shape);
                 ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 3, shape, &q));
                 llmq_tensor *sc = llmq_tensor_scale(q);
-                llmq_tensor *zp = like(ctx, sc, LLMQ_DTYPE_F32), *ds = like(ctx, sc, LLMQ_DTYPE_F32),
-                            *dz = like(ctx, sc, LLMQ_DTYPE_F32);
+                llmq_tensor *zp = test_tensor_like(ctx, sc, LLMQ_DTYPE_F32),
+                            *ds = test_tensor_like(ctx, sc, LLMQ_DTYPE_F32),
+                            *dz = test_tensor_like(ctx, sc, LLMQ_DTYPE_F32);
                 const int64_t np = llmq_tensor_numel(sc);
                 float *scv = llmq_tensor_data(sc), *zpv = llmq_tensor_data(zp);
                 for (int64_t p = 0; p < np; p++) {
@@ -239,11 +199,11 @@ static void matches_elementwise_reference(void **state)
                     zpv[p] = test_rng_range(&rng, (float)qmin - 2.0f, (float)qmax + 2.0f);
                 }
                 const float gf = 0.37f;
-                ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, zp, tdy, gf, tdx, ds,
-                                                           dz));
+                ASSERT_OK(ctx,
+                          llmq_fake_quantize_backward(ctx, tx, s, sc, zp, tdy, gf, tdx, ds, dz));
                 double *rds = malloc(sizeof(double) * np), *rdz = malloc(sizeof(double) * np);
-                reference_backward(g, 3, shape, x, dy, scv, zpv, qmin, qmax, rnd, num, 99, gf,
-                                   rdx, rds, rdz, np);
+                reference_backward(g, 3, shape, x, dy, scv, zpv, qmin, qmax, rnd, num, 99, gf, rdx,
+                                   rds, rdz, np);
                 for (int64_t i = 0; i < n; i++)
                     if (memcmp(&dx[i], &rdx[i], sizeof(float)) != 0)
                         fail_msg("gran %zu %s mode %d: dx[%lld] %a, want %a", gi,
@@ -253,15 +213,13 @@ static void matches_elementwise_reference(void **state)
                 for (int64_t p = 0; p < np; p++) {
                     if (fabs(dsv[p] - rds[p]) > 1e-6 * (1.0 + fabs(rds[p])) ||
                         fabs(dzv[p] - rdz[p]) > 1e-6 * (1.0 + fabs(rdz[p])))
-                        fail_msg("gran %zu %s mode %d param %lld: dscale %g dzp %g, want %g %g",
-                                 gi, llmq_dtype_name(dts[di]), mode, (long long)p,
-                                 (double)dsv[p], (double)dzv[p], rds[p], rdz[p]);
+                        fail_msg("gran %zu %s mode %d param %lld: dscale %g dzp %g, want %g %g", gi,
+                                 llmq_dtype_name(dts[di]), mode, (long long)p, (double)dsv[p],
+                                 (double)dzv[p], rds[p], rdz[p]);
                 }
                 free(rds);
                 free(rdz);
-                llmq_tensor *t[] = {tx, q, tdy, tdx, zp, ds, dz};
-                for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-                    llmq_tensor_destroy(t[i]);
+                TEST_DESTROY(tx, q, tdy, tdx, zp, ds, dz);
                 llmq_scheme_destroy(s);
                 free(x);
                 free(dy);
@@ -275,17 +233,16 @@ static void matches_elementwise_reference(void **state)
  * delta = round(x / s0) - x / s0 is frozen at the evaluation point, so
  *   y~(x, s, z) = (clamp(x / s + delta + z, qmin, qmax) - z) * s,
  * which equals y at (x, s0, z0) and whose exact derivatives are the STE / LSQ gradients. */
-static double surrogate_loss(const gran_case *g, int32_t ndim, const int64_t *shape,
-                             const float *x, const double *xd, const float *dy,
-                             const double *s, const double *z, const double *delta,
-                             int32_t qmin, int32_t qmax)
+static double surrogate_loss(const test_gran *g, int32_t ndim, const int64_t *shape, const float *x,
+                             const double *xd, const float *dy, const double *s, const double *z,
+                             const double *delta, int32_t qmin, int32_t qmax)
 {
     int64_t n = 1;
     for (int32_t d = 0; d < ndim; d++)
         n *= shape[d];
     double loss = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        const int64_t p = param_index(g, ndim, shape, i);
+        const int64_t p = test_param_index(g, ndim, shape, i);
         const double xi = xd != NULL ? xd[i] : (double)x[i];
         double q = xi / s[p] + delta[i] + z[p];
         q = q < qmin ? qmin : q > qmax ? qmax : q;
@@ -302,21 +259,24 @@ static void central_differences_of_ste_surrogate(void **state)
     (void)state;
     llmq_context *ctx = test_context();
     test_rng rng = {5};
-    const gran_case grans[] = {
-        {LLMQ_GRANULARITY_PER_TENSOR, 0, 0}, {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
-        {LLMQ_GRANULARITY_PER_CHANNEL, 1, 0}, {LLMQ_GRANULARITY_PER_GROUP, 0, 3},
+    const test_gran grans[] = {
+        {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},
+        {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
+        {LLMQ_GRANULARITY_PER_CHANNEL, 1, 0},
+        {LLMQ_GRANULARITY_PER_GROUP, 0, 3},
     };
     const int64_t shape[2] = {4, 10};
     const int64_t n = 40;
     for (size_t gi = 0; gi < sizeof grans / sizeof grans[0]; gi++) {
-        const gran_case *g = &grans[gi];
-        llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_ASYMMETRIC, g->g, g->axis,
-                                     g->group);
+        const test_gran *g = &grans[gi];
+        llmq_scheme *s =
+            test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_ASYMMETRIC, g->g, g->axis, g->group);
         const int32_t qmin = -8, qmax = 7;
         llmq_tensor *q = NULL;
         ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 2, shape, &q));
-        llmq_tensor *sc = llmq_tensor_scale(q), *zp = like(ctx, sc, LLMQ_DTYPE_S32),
-                    *ds = like(ctx, sc, LLMQ_DTYPE_F32), *dz = like(ctx, sc, LLMQ_DTYPE_F32);
+        llmq_tensor *sc = llmq_tensor_scale(q), *zp = test_tensor_like(ctx, sc, LLMQ_DTYPE_S32),
+                    *ds = test_tensor_like(ctx, sc, LLMQ_DTYPE_F32),
+                    *dz = test_tensor_like(ctx, sc, LLMQ_DTYPE_F32);
         const int64_t np = llmq_tensor_numel(sc);
         float *scv = llmq_tensor_data(sc);
         int32_t *zpv = llmq_tensor_data(zp);
@@ -327,7 +287,7 @@ static void central_differences_of_ste_surrogate(void **state)
         float x[40], dy[40], dx[40];
         double delta[40];
         for (int64_t i = 0; i < n; i++) {
-            const int64_t p = param_index(g, 2, shape, i);
+            const int64_t p = test_param_index(g, 2, shape, i);
             /* a code in [qmin - 3, qmax + 3] plus a fraction in +-[0.1, 0.4]: about a third
              * clip, none near a tie. Not qmin or qmax themselves: with the rounding offset
              * frozen, the surrogate sits on its clamp's kink there (one-sided derivatives;
@@ -378,9 +338,7 @@ static void central_differences_of_ste_surrogate(void **state)
             xd[i] = x[i];
             assert_float_equal(dx[i], (plus - minus) / (2 * h), 1e-6);
         }
-        llmq_tensor *t[] = {q, zp, ds, dz, tx, tdy, tdx};
-        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-            llmq_tensor_destroy(t[i]);
+        TEST_DESTROY(q, zp, ds, dz, tx, tdy, tdx);
         llmq_scheme_destroy(s);
     }
     llmq_context_destroy(ctx);
@@ -407,9 +365,10 @@ static void central_differences_of_forward_in_scale(void **state)
     int32_t zv = zp0;
     const int64_t one[1] = {1};
     llmq_tensor *tx = test_wrap_f32(ctx, x, 1, shape), *tp = test_wrap_f32(ctx, y_plus, 1, shape),
-                *tm = test_wrap_f32(ctx, y_minus, 1, shape), *tdy = test_wrap_f32(ctx, dy, 1, shape),
-                *tdx = test_wrap_f32(ctx, dx, 1, shape), *sc = test_wrap_f32(ctx, &sv, 1, one),
-                *tds = test_wrap_f32(ctx, &ds, 1, one), *zp = NULL;
+                *tm = test_wrap_f32(ctx, y_minus, 1, shape),
+                *tdy = test_wrap_f32(ctx, dy, 1, shape), *tdx = test_wrap_f32(ctx, dx, 1, shape),
+                *sc = test_wrap_f32(ctx, &sv, 1, one), *tds = test_wrap_f32(ctx, &ds, 1, one),
+                *zp = NULL;
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S32, 1, one, &zv, 0, &zp));
     llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_ASYMMETRIC,
                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
@@ -437,9 +396,7 @@ static void central_differences_of_forward_in_scale(void **state)
         }
     }
     assert_true(clipped > 0 && clipped < 48);
-    llmq_tensor *t[] = {tx, tp, tm, tdy, tdx, sc, tds, zp};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(tx, tp, tm, tdy, tdx, sc, tds, zp);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }
@@ -459,10 +416,10 @@ static void half_gradients(void **state)
                 *tmask = test_wrap_f32(ctx, mask, 2, shape),
                 *tfdx = test_wrap_f32(ctx, fdx, 2, shape),
                 *sc = test_wrap_f32(ctx, &sv, 1, (const int64_t[]){1});
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
-    ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tones, 1.0f, tmask, NULL,
-                                               NULL));
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    ASSERT_OK(ctx,
+              llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tones, 1.0f, tmask, NULL, NULL));
     const llmq_dtype halves[] = {LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
     for (int a = 0; a < 2; a++) {
         llmq_tensor *hdy = NULL, *hdx = NULL;
@@ -473,14 +430,14 @@ static void half_gradients(void **state)
             const float g = test_rng_range(&rng, -1.0f, 1.0f);
             hd[i] = halves[a] == LLMQ_DTYPE_F16 ? llmq_f32_to_f16(g) : llmq_f32_to_bf16(g);
         }
-        ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, hdy, 1.0f, hdx, NULL,
-                                                   NULL));
-        ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, hdy, 1.0f, tfdx, NULL,
-                                                   NULL));
+        ASSERT_OK(ctx,
+                  llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, hdy, 1.0f, hdx, NULL, NULL));
+        ASSERT_OK(ctx,
+                  llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, hdy, 1.0f, tfdx, NULL, NULL));
         int clipped = 0;
         for (int i = 0; i < 600; i++) {
-            const float g = halves[a] == LLMQ_DTYPE_F16 ? llmq_f16_to_f32(hd[i])
-                                                        : llmq_bf16_to_f32(hd[i]);
+            const float g =
+                halves[a] == LLMQ_DTYPE_F16 ? llmq_f16_to_f32(hd[i]) : llmq_bf16_to_f32(hd[i]);
             clipped += mask[i] == 0.0f;
             assert_int_equal(hx[i], mask[i] != 0.0f ? hd[i] : (hd[i] & 0x8000));
             assert_true(fdx[i] == (mask[i] != 0.0f ? g : 0.0f));
@@ -489,9 +446,7 @@ static void half_gradients(void **state)
         llmq_tensor_destroy(hdy);
         llmq_tensor_destroy(hdx);
     }
-    llmq_tensor *t[] = {tx, tones, tmask, tfdx, sc};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(tx, tones, tmask, tfdx, sc);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }
@@ -501,23 +456,20 @@ static void nan_handling(void **state)
 {
     (void)state;
     llmq_context *ctx = test_context();
-    float x[5] = {0.0f, 1.0f, 2.0f, 300.0f, 4.0f}, dy[5] = {1.0f, NAN, 1.0f, NAN, 1.0f},
-          dx[5], sv = 1.0f, ds;
+    float x[5] = {0.0f, 1.0f, 2.0f, 300.0f, 4.0f}, dy[5] = {1.0f, NAN, 1.0f, NAN, 1.0f}, dx[5],
+          sv = 1.0f, ds;
     const int64_t shape[1] = {5}, one[1] = {1};
     llmq_tensor *tx = test_wrap_f32(ctx, x, 1, shape), *tdy = test_wrap_f32(ctx, dy, 1, shape),
                 *tdx = test_wrap_f32(ctx, dx, 1, shape), *sc = test_wrap_f32(ctx, &sv, 1, one),
                 *tds = test_wrap_f32(ctx, &ds, 1, one);
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, tds, NULL));
     assert_true(isnan(dx[1]) && isnan(dx[3]) && isnan(ds)); /* dy * mask, as PyTorch */
     x[2] = NAN;
-    ASSERT_FAILS(ctx,
-                 llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, tds, NULL),
+    ASSERT_FAILS(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, tds, NULL),
                  LLMQ_ERR_NON_FINITE, "llmq_fake_quantize_backward: x[2]=nan");
-    llmq_tensor *t[] = {tx, tdy, tdx, sc, tds};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(tx, tdy, tdx, sc, tds);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }

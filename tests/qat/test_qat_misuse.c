@@ -39,8 +39,8 @@ static void set_range_rules(void **state)
     ASSERT_OK(ctx, llmq_scheme_range(s4, &lo, &hi));
     assert_true(lo == -7 && hi == 7);
     /* unsigned: any sub-range; the symmetric zero point is the midpoint rounded up */
-    llmq_scheme *u8 = test_scheme(ctx, LLMQ_DTYPE_U8, LLMQ_SYMMETRY_SYMMETRIC,
-                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *u8 =
+        test_scheme(ctx, LLMQ_DTYPE_U8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     ASSERT_FAILS(ctx, llmq_scheme_set_range(u8, -1, 15), LLMQ_ERR_INVALID_ARG,
                  "qmin=-1: outside the u8 grid [0, 255]");
     ASSERT_OK(ctx, llmq_scheme_set_range(u8, 0, 15));
@@ -72,9 +72,7 @@ static void set_range_rules(void **state)
     ((int32_t *)llmq_tensor_data(llmq_tensor_zero_point(q)))[0] = 5;
     ASSERT_FAILS(ctx, llmq_quantize(ctx, tx, q), LLMQ_ERR_INVALID_ARG,
                  "dst.zero_point[0]=5: outside the s4 grid [-4, 3]");
-    llmq_tensor_destroy(t8);
-    llmq_tensor_destroy(q);
-    llmq_tensor_destroy(tx);
+    TEST_DESTROY(t8, q, tx);
     llmq_scheme_destroy(s4);
     llmq_scheme_destroy(u8);
     llmq_context_destroy(ctx);
@@ -113,9 +111,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    llmq_tensor *t[] = {f->tx, f->ty, f->tdy, f->tdx, f->sc, f->zpt, f->zpft, f->ds, f->dz};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(f->tx, f->ty, f->tdy, f->tdx, f->sc, f->zpt, f->zpft, f->ds, f->dz);
     llmq_scheme_destroy(f->s);
     llmq_context_destroy(f->ctx);
     free(f);
@@ -129,8 +125,7 @@ static void forward_misuse(void **state)
     llmq_scheme *s = f->s;
     const int64_t shape[2] = {2, 3}, other[2] = {3, 2}, three[1] = {3};
     ASSERT_OK(ctx, llmq_fake_quantize(ctx, f->tx, s, f->sc, f->zpt, f->ty));
-    assert_int_equal(llmq_fake_quantize(NULL, f->tx, s, f->sc, NULL, f->ty),
-                     LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(llmq_fake_quantize(NULL, f->tx, s, f->sc, NULL, f->ty), LLMQ_ERR_INVALID_ARG);
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, NULL, s, f->sc, NULL, f->ty), LLMQ_ERR_INVALID_ARG,
                  "llmq_fake_quantize: x=NULL: must be a tensor");
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, NULL, f->sc, NULL, f->ty),
@@ -165,13 +160,12 @@ static void forward_misuse(void **state)
     /* scheme problems surface as the scheme's layout rules */
     llmq_scheme *ax = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
                                   LLMQ_GRANULARITY_PER_CHANNEL, 2, 0);
-    llmq_scheme *grp = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                   LLMQ_GRANULARITY_PER_GROUP, 0, 0);
-    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, ax, f->sc, NULL, f->ty),
-                 LLMQ_ERR_INVALID_ARG,
+    llmq_scheme *grp =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_GROUP, 0, 0);
+    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, ax, f->sc, NULL, f->ty), LLMQ_ERR_INVALID_ARG,
                  "llmq_fake_quantize: axis=2: out of range for a 2-dimensional tensor");
-    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, grp, f->sc, NULL, f->ty),
-                 LLMQ_ERR_INVALID_ARG, "group_size=0: PER_GROUP needs");
+    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, grp, f->sc, NULL, f->ty), LLMQ_ERR_INVALID_ARG,
+                 "group_size=0: PER_GROUP needs");
     /* per-group parameters must have packed rows */
     float wide[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     llmq_tensor *strided = NULL;
@@ -189,8 +183,8 @@ static void forward_misuse(void **state)
     }
     f->scale[1] = 0.5f;
     f->zp[0] = 128;
-    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, s, f->sc, f->zpt, f->ty),
-                 LLMQ_ERR_INVALID_ARG, "zero_point[0]=128: outside the grid [-128, 127]");
+    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, s, f->sc, f->zpt, f->ty), LLMQ_ERR_INVALID_ARG,
+                 "zero_point[0]=128: outside the grid [-128, 127]");
     f->zp[0] = 0;
     f->zpf[1] = NAN;
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, s, f->sc, f->zpft, f->ty),
@@ -209,15 +203,12 @@ static void forward_misuse(void **state)
     ASSERT_OK(ctx, llmq_fake_quantize(ctx, a, s, f->sc, NULL, a));
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, a, s, f->sc, NULL, b), LLMQ_ERR_INVALID_ARG,
                  "overlaps x=");
-    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, a, s, f->sc, NULL, a16), LLMQ_ERR_INVALID_ARG,
-                 "y=");
+    ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, a, s, f->sc, NULL, a16), LLMQ_ERR_INVALID_ARG, "y=");
     llmq_tensor *over_scale = NULL;
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, f->scale, 0, &over_scale));
     ASSERT_FAILS(ctx, llmq_fake_quantize(ctx, f->tx, s, f->sc, NULL, over_scale),
                  LLMQ_ERR_INVALID_ARG, "overlaps scale=");
-    llmq_tensor *t[] = {s32, xo, u8p, sc3, sc2d, strided, a, b, a16, over_scale};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(s32, xo, u8p, sc3, sc2d, strided, a, b, a16, over_scale);
     llmq_scheme_destroy(ax);
     llmq_scheme_destroy(grp);
 }
@@ -228,11 +219,12 @@ static void backward_misuse(void **state)
     llmq_context *ctx = f->ctx;
     llmq_scheme *s = f->s;
     const int64_t shape[2] = {2, 3}, other[2] = {3, 2};
-#define BWD(X, SC, ZP, DY, GF, DX, DS, DZ) llmq_fake_quantize_backward(ctx, X, s, SC, ZP, DY, GF, DX, DS, DZ)
+#define BWD(X, SC, ZP, DY, GF, DX, DS, DZ)                                                         \
+    llmq_fake_quantize_backward(ctx, X, s, SC, ZP, DY, GF, DX, DS, DZ)
     ASSERT_OK(ctx, BWD(f->tx, f->sc, f->zpft, f->tdy, 1.0f, f->tdx, f->ds, f->dz));
-    assert_int_equal(llmq_fake_quantize_backward(NULL, f->tx, s, f->sc, NULL, f->tdy, 1.0f,
-                                                 f->tdx, NULL, NULL),
-                     LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(
+        llmq_fake_quantize_backward(NULL, f->tx, s, f->sc, NULL, f->tdy, 1.0f, f->tdx, NULL, NULL),
+        LLMQ_ERR_INVALID_ARG);
     ASSERT_FAILS(ctx, BWD(NULL, f->sc, NULL, f->tdy, 1.0f, f->tdx, NULL, NULL),
                  LLMQ_ERR_INVALID_ARG, "llmq_fake_quantize_backward: x=NULL");
     ASSERT_FAILS(ctx,
@@ -241,10 +233,10 @@ static void backward_misuse(void **state)
                  LLMQ_ERR_INVALID_ARG, "scheme=NULL");
     ASSERT_FAILS(ctx, BWD(f->tx, NULL, NULL, f->tdy, 1.0f, f->tdx, NULL, NULL),
                  LLMQ_ERR_INVALID_ARG, "scale=NULL");
-    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, NULL, 1.0f, f->tdx, NULL, NULL),
-                 LLMQ_ERR_INVALID_ARG, "dy=NULL");
-    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, NULL, NULL, NULL),
-                 LLMQ_ERR_INVALID_ARG, "dx=NULL");
+    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, NULL, 1.0f, f->tdx, NULL, NULL), LLMQ_ERR_INVALID_ARG,
+                 "dy=NULL");
+    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, NULL, NULL, NULL), LLMQ_ERR_INVALID_ARG,
+                 "dx=NULL");
     llmq_tensor *s8 = NULL, *xo = NULL, *p3 = NULL, *s32p = NULL;
     ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_S8, 2, shape, &s8));
     ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, other, &xo));
@@ -262,8 +254,8 @@ static void backward_misuse(void **state)
                  LLMQ_ERR_INVALID_ARG, "grad_factor=inf: must be finite");
     ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, NAN, f->tdx, NULL, NULL),
                  LLMQ_ERR_INVALID_ARG, "grad_factor=nan");
-    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, f->tdx, p3, NULL),
-                 LLMQ_ERR_INVALID_ARG, "dscale=[3]: the scheme's parameters for x=[2, 3]");
+    ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, f->tdx, p3, NULL), LLMQ_ERR_INVALID_ARG,
+                 "dscale=[3]: the scheme's parameters for x=[2, 3]");
     ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, f->tdx, s32p, NULL),
                  LLMQ_ERR_INVALID_ARG, "dscale=s32 tensor: must be f32");
     ASSERT_FAILS(ctx, BWD(f->tx, f->sc, NULL, f->tdy, 1.0f, f->tdx, NULL, f->dz),
@@ -294,9 +286,7 @@ static void backward_misuse(void **state)
                  LLMQ_ERR_INVALID_ARG, "zero_point[1]=-129");
     f->zp[1] = 0;
 #undef BWD
-    llmq_tensor *t[] = {s8, xo, p3, s32p};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(s8, xo, p3, s32p);
 }
 
 /* A backend whose table has no fake-quant slots, and which is no CPU tier: UNSUPPORTED. */
@@ -354,8 +344,8 @@ static void backward_out_of_memory(void **state)
     llmq_tensor *tx = test_wrap_f32(ctx, x, 1, shape), *tdy = test_wrap_f32(ctx, dy, 1, shape),
                 *tdx = test_wrap_f32(ctx, dx, 1, shape), *sc = test_wrap_f32(ctx, &sv, 1, one),
                 *tds = test_wrap_f32(ctx, &ds, 1, one);
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     a.fail_at = a.calls; /* the next allocation */
     ASSERT_FAILS(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, tds, NULL),
                  LLMQ_ERR_OUT_OF_MEMORY, "llmq_fake_quantize_backward: gradient sums");
@@ -363,9 +353,7 @@ static void backward_out_of_memory(void **state)
     a.fail_at = a.calls;
     ASSERT_OK(ctx, llmq_fake_quantize_backward(ctx, tx, s, sc, NULL, tdy, 1.0f, tdx, NULL, NULL));
     ASSERT_OK(ctx, llmq_fake_quantize(ctx, tx, s, sc, NULL, tdx));
-    llmq_tensor *t[] = {tx, tdy, tdx, sc, tds};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        llmq_tensor_destroy(t[i]);
+    TEST_DESTROY(tx, tdy, tdx, sc, tds);
     llmq_scheme_destroy(s);
     llmq_context_destroy(ctx);
 }

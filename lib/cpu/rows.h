@@ -1,7 +1,8 @@
-/* convert.h - float rows of any float dtype to and from f32 working buffers (internal, static
- * inline for every CPU translation unit). SPDX-License-Identifier: MIT */
-#ifndef LLMQ_CPU_CONVERT_H
-#define LLMQ_CPU_CONVERT_H
+/* rows.h - helpers of the CPU kernels' row loops: float rows of any float dtype to and from
+ * f32 working buffers, the NaN scan (internal, static inline for every CPU translation unit).
+ * SPDX-License-Identifier: MIT */
+#ifndef LLMQ_CPU_ROWS_H
+#define LLMQ_CPU_ROWS_H
 
 #include <stdint.h>
 
@@ -9,8 +10,8 @@
 #include "llmq/tensor.h"
 
 /* Elements c0 .. c0 + n - 1 of a row as f32: the row itself for F32, else converted into buf. */
-static inline const float *llmq_cpu_load_f32(const void *row, llmq_dtype dt, int64_t c0,
-                                             int64_t n, float *buf)
+static inline const float *llmq_cpu_load_f32(const void *row, llmq_dtype dt, int64_t c0, int64_t n,
+                                             float *buf)
 {
     if (dt == LLMQ_DTYPE_F32)
         return (const float *)row + c0;
@@ -42,6 +43,15 @@ static inline void llmq_cpu_store_f32(void *row, llmq_dtype dt, int64_t c0, int6
     else if (dt == LLMQ_DTYPE_BF16)
         for (int64_t i = 0; i < n; i++)
             h[i] = llmq_f32_to_bf16(buf[i]);
+}
+
+/* Offset of the first NaN among x[0 .. n - 1], or -1. */
+static inline int64_t llmq_cpu_first_nan(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != x[i])
+            return i;
+    return -1;
 }
 
 #endif
