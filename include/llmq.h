@@ -17,5 +17,6 @@
 #include "llmq/gemm.h"
 #include "llmq/model.h"
 #include "llmq/recipe.h"
+#include "llmq/qat.h"
 
 #endif /* LLMQ_H */

@@ -130,6 +130,25 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_seed(llmq_scheme *s, uint64_
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_numerics(llmq_scheme *s,
                                                              llmq_numerics numerics);
 
+/**
+ * Narrow the integer grid to [@p qmin, @p qmax] inside the dtype's own grid, like PyTorch's
+ * quant_min / quant_max: s4 with [-4, 3] is a 3-bit grid, u8 with [0, 15] a 4-bit one, so
+ * every width from 2 to 8 bits is at hand. The range replaces the dtype's grid wherever the
+ * scheme is used (quantize, parameters from a range, llmq_scheme_range(), fake quantization);
+ * with a range set, SYMMETRIC_RESTRICTED drops no further code (the range already says which
+ * codes exist). The symmetric zero point of an unsigned dtype is the range's midpoint rounded
+ * up, (qmin + qmax + 1) / 2, as for the full grids (docs/numerics.md). qmin = qmax = 0 clears
+ * the range.
+ * @param qmin, qmax  qmin < qmax, both on the dtype's full grid; for a signed dtype the range
+ *                    must include 0 (its symmetric zero point)
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL, a bound off the grid, qmin >= qmax, a signed
+ *         range without 0); the scheme is unchanged on failure
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_range(llmq_scheme *s, int32_t qmin,
+                                                          int32_t qmax);
+
 /** Getters; each returns the field, or 0 for a NULL scheme. @thread read-shared @since 0.1 */
 LLMQ_API llmq_dtype llmq_scheme_dtype(const llmq_scheme *s);
 /** @copydoc llmq_scheme_dtype */
@@ -148,7 +167,8 @@ LLMQ_API uint64_t llmq_scheme_seed(const llmq_scheme *s);
 LLMQ_API llmq_numerics llmq_scheme_numerics(const llmq_scheme *s);
 
 /**
- * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15].
+ * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15], or
+ * the range given to llmq_scheme_set_range() (since 0.2).
  * @param qmin, qmax  receive the bounds; must not be NULL
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (a NULL argument)
  * @thread read-shared

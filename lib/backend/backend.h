@@ -75,6 +75,37 @@ typedef struct llmq_matmul_job {
     llmq_requant requant;
 } llmq_matmul_job;
 
+/* One fake-quant forward or backward over a rows x cols view (llmq_fake_quantize*). Every
+ * element is quantized as llmq_quant_job would (same rounding, numerics, seed and flat index)
+ * and dequantized at once. */
+typedef struct llmq_fq_job {
+    const void *x;   /* input */
+    const void *dy;  /* backward: gradient of the output; NULL in the forward */
+    void *out;       /* forward: y; backward: dx. May be x (forward) or dy (backward) itself,
+                        same dtype and stride; no other overlap */
+    llmq_dtype x_dtype, dy_dtype, out_dtype; /* F32, F16 or BF16 each */
+    size_t x_stride, dy_stride, out_stride;  /* bytes between rows */
+    int64_t rows, cols;
+    llmq_param_map map;
+    int64_t nparams;          /* entries of scale, zero_point, dscale, dzero_point */
+    const float *scale;       /* positive normal floats */
+    /* zero_point_dtype S32: codes on [qmin, qmax]; F32: finite, used as
+     * clamp(round_half_even(z), qmin, qmax) (PyTorch's learnable rule); zero_point NULL: every
+     * parameter uses zero_point_default */
+    const void *zero_point;
+    llmq_dtype zero_point_dtype;
+    int32_t zero_point_default;
+    int32_t qmin, qmax;
+    llmq_rounding rounding;
+    llmq_numerics numerics;
+    uint64_t seed;
+    /* backward only: outputs of nparams floats, overwritten; either may be NULL (not wanted) */
+    float *dscale, *dzero_point;
+    float grad_factor;        /* multiplies every element's dscale / dzero_point term */
+    double *acc;              /* host scratch of 2 * nparams doubles for the two sums, given
+                                 when dscale or dzero_point is wanted; CPU kernels use it */
+} llmq_fq_job;
+
 typedef struct llmq_backend llmq_backend;
 
 typedef struct llmq_backend_ops {
@@ -97,6 +128,15 @@ typedef struct llmq_backend_ops {
     llmq_status (*unpack)(llmq_backend *be, const llmq_quant_job *job);
     /* One matmul; writes job->c_data. */
     llmq_status (*matmul)(llmq_backend *be, const llmq_matmul_job *job);
+
+    /* Fake-quant forward: out = (clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale.
+     * NaN in x: as quantize (out is then undefined). NULL: the backend has none
+     * (LLMQ_ERR_UNSUPPORTED; CPU tiers fall back to the scalar kernel, lib/quant/qat.c). */
+    llmq_status (*fake_quantize)(llmq_backend *be, const llmq_fq_job *job, int64_t *bad_index);
+    /* Fake-quant backward: out = dx (straight-through estimator with the clipping mask), and
+     * when wanted dscale / dzero_point (LSQ, summed per parameter). NaN in x: as quantize. */
+    llmq_status (*fake_quantize_backward)(llmq_backend *be, const llmq_fq_job *job,
+                                          int64_t *bad_index);
 } llmq_backend_ops;
 
 struct llmq_backend {
@@ -108,5 +148,10 @@ struct llmq_backend {
  * one of them); cap: the CPU tier cap (DEFAULT = none). Fills ctx->backend or fails with a
  * message on ctx. */
 llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_isa cap);
+
+/* The backend that runs an op whose slot in be's table is NULL: the CPU scalar reference when
+ * be is a CPU tier (same host memory), else NULL, and the caller reports
+ * LLMQ_ERR_UNSUPPORTED. */
+const llmq_backend_ops *llmq_backend_fallback(const llmq_backend *be);
 
 #endif

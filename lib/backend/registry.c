@@ -35,3 +35,12 @@ llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_is
     }
     return llmq_fail(ctx, LLMQ_ERR_INTERNAL, fn, "backend=%s: no CPU backend registered", name);
 }
+
+const llmq_backend_ops *llmq_backend_fallback(const llmq_backend *be)
+{
+    const size_t n = sizeof cpu_backends / sizeof cpu_backends[0];
+    for (size_t i = 0; i < n; i++)
+        if (be->ops == cpu_backends[i])
+            return &llmq_cpu_scalar_ops;
+    return NULL;
+}

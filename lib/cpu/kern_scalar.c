@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "core/half.h"
+#include "cpu/rows.h"
 #include "cpu/cpu_backends.h"
 #include "quant/pack.h"
 #include "quant/rounding.h"
@@ -14,28 +14,6 @@
 /* Columns handled per step: bounds the stack buffers for conversions and sub-byte codes, and
  * keeps sub-byte chunk starts on byte boundaries. */
 #define CHUNK 256
-
-static const float *load_f32(const void *row, llmq_dtype dt, int64_t c0, int64_t n, float *buf)
-{
-    if (dt == LLMQ_DTYPE_F32)
-        return (const float *)row + c0;
-    const uint16_t *h = (const uint16_t *)row + c0;
-    if (dt == LLMQ_DTYPE_F16)
-        for (int64_t i = 0; i < n; i++)
-            buf[i] = llmq_f16_to_f32(h[i]);
-    else
-        for (int64_t i = 0; i < n; i++)
-            buf[i] = llmq_bf16_to_f32(h[i]);
-    return buf;
-}
-
-static int64_t first_nan(const float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (x[i] != x[i])
-            return i;
-    return -1;
-}
 
 /* One run of elements sharing (scale, zp). Returns the offset of the first NaN, or -1.
  * The grid is clamped as v - zp so that the rounding works on small values (rounding.h). */
@@ -78,7 +56,7 @@ static int64_t quantize_span(const llmq_quant_job *job, const float *x, int64_t 
         break;
     }
 #undef QUANT_LOOP
-    return bad ? first_nan(x, n) : -1;
+    return bad ? llmq_cpu_first_nan(x, n) : -1;
 }
 
 static void write_codes(void *row, llmq_dtype dt, int64_t c0, const uint8_t *codes, int64_t n)
@@ -101,7 +79,7 @@ static llmq_status scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
         const int64_t base = llmq_param_row_base(&job->map, r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
-            const float *x = load_f32(srow, job->src_dtype, c0, n, buf);
+            const float *x = llmq_cpu_load_f32(srow, job->src_dtype, c0, n, buf);
             uint8_t *codes = byte_codes ? (uint8_t *)drow + c0 : packed_codes;
             for (int64_t c = 0; c < n;) {
                 const int64_t p = base + (c0 + c) / g;
@@ -154,7 +132,7 @@ static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             read_codes(srow, job->src_dtype, c0, n, codes);
-            float *y = job->dst_dtype == LLMQ_DTYPE_F32 ? (float *)drow + c0 : buf;
+            float *y = llmq_cpu_out_f32(drow, job->dst_dtype, c0, buf);
             for (int64_t c = 0; c < n;) {
                 const int64_t p = base + (c0 + c) / g;
                 int64_t end = ((c0 + c) / g + 1) * g - c0;
@@ -165,13 +143,7 @@ static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job
                     y[i] = (float)(codes[i] - zp) * s;
                 c = end;
             }
-            uint16_t *h = (uint16_t *)drow + c0;
-            if (job->dst_dtype == LLMQ_DTYPE_F16)
-                for (int64_t i = 0; i < n; i++)
-                    h[i] = llmq_f32_to_f16(buf[i]);
-            else if (job->dst_dtype == LLMQ_DTYPE_BF16)
-                for (int64_t i = 0; i < n; i++)
-                    h[i] = llmq_f32_to_bf16(buf[i]);
+            llmq_cpu_store_f32(drow, job->dst_dtype, c0, n, buf);
         }
     }
     return LLMQ_OK;
@@ -188,7 +160,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
         const int64_t base = llmq_param_row_base(&job->map, r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
-            const float *x = load_f32(srow, job->src_dtype, c0, n, buf);
+            const float *x = llmq_cpu_load_f32(srow, job->src_dtype, c0, n, buf);
             for (int64_t c = 0; c < n;) {
                 const int64_t p = base + (c0 + c) / g;
                 int64_t end = ((c0 + c) / g + 1) * g - c0;
@@ -211,7 +183,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
                     }
                 }
                 if (bad) {
-                    *bad_index = r * job->cols + c0 + c + first_nan(x + c, end - c);
+                    *bad_index = r * job->cols + c0 + c + llmq_cpu_first_nan(x + c, end - c);
                     return LLMQ_ERR_NON_FINITE;
                 }
                 lo[p] = mn;
@@ -270,4 +242,6 @@ const llmq_backend_ops llmq_cpu_scalar_ops = {
     .pack = scalar_pack,
     .unpack = scalar_unpack,
     .matmul = llmq_cpu_scalar_matmul,
+    .fake_quantize = llmq_cpu_scalar_fake_quantize,
+    .fake_quantize_backward = llmq_cpu_scalar_fake_quantize_backward,
 };

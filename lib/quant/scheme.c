@@ -104,6 +104,31 @@ llmq_status llmq_scheme_set_numerics(llmq_scheme *s, llmq_numerics numerics)
     return LLMQ_OK;
 }
 
+llmq_status llmq_scheme_set_range(llmq_scheme *s, int32_t qmin, int32_t qmax)
+{
+    if (s == NULL)
+        return LLMQ_ERR_INVALID_ARG;
+    if (qmin == 0 && qmax == 0) {
+        s->range_min = s->range_max = 0;
+        return LLMQ_OK;
+    }
+    llmq_scheme full = *s;
+    full.range_min = full.range_max = 0;
+    full.symmetry = LLMQ_SYMMETRY_SYMMETRIC;
+    const llmq_qgrid g = llmq_scheme_grid(&full);
+    LLMQ_REQUIRE(s->ctx, qmin >= g.qmin && qmin <= g.qmax, "qmin=%d: outside the %s grid [%d, %d]",
+                 (int)qmin, llmq_dtype_name(s->dtype), (int)g.qmin, (int)g.qmax);
+    LLMQ_REQUIRE(s->ctx, qmax >= g.qmin && qmax <= g.qmax, "qmax=%d: outside the %s grid [%d, %d]",
+                 (int)qmax, llmq_dtype_name(s->dtype), (int)g.qmin, (int)g.qmax);
+    LLMQ_REQUIRE(s->ctx, qmin < qmax, "qmin=%d: must be below qmax=%d", (int)qmin, (int)qmax);
+    /* a signed symmetric scheme's zero point is 0, which must be a code */
+    LLMQ_REQUIRE(s->ctx, g.is_unsigned || (qmin <= 0 && qmax >= 0),
+                 "qmin=%d: a signed range must include 0 (qmax=%d)", (int)qmin, (int)qmax);
+    s->range_min = qmin;
+    s->range_max = qmax;
+    return LLMQ_OK;
+}
+
 llmq_dtype llmq_scheme_dtype(const llmq_scheme *s)
 {
     return s != NULL ? s->dtype : (llmq_dtype)0;
@@ -152,8 +177,12 @@ llmq_qgrid llmq_scheme_grid(const llmq_scheme *s)
                     s->dtype == LLMQ_DTYPE_U2;
     g.qmin = g.is_unsigned ? 0 : -(1 << (bits - 1));
     g.qmax = g.is_unsigned ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
-    if (s->symmetry == LLMQ_SYMMETRY_SYMMETRIC_RESTRICTED)
+    if (s->range_min != 0 || s->range_max != 0) { /* PyTorch's quant_min / quant_max */
+        g.qmin = s->range_min;
+        g.qmax = s->range_max;
+    } else if (s->symmetry == LLMQ_SYMMETRY_SYMMETRIC_RESTRICTED) {
         g.qmin += 1;
+    }
     return g;
 }
 

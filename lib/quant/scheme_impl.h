@@ -19,6 +19,7 @@ struct llmq_scheme {
     llmq_rounding rounding;
     uint64_t seed;
     llmq_numerics numerics;
+    int32_t range_min, range_max; /* llmq_scheme_set_range; both 0 = the dtype's grid */
 };
 
 /* Integer grid of a quantized dtype under a symmetry. */
@@ -27,6 +28,8 @@ typedef struct llmq_qgrid {
     bool is_unsigned;
 } llmq_qgrid;
 
+/* The grid every path uses: the custom range if one is set, else the dtype's grid under the
+ * symmetry. */
 llmq_qgrid llmq_scheme_grid(const llmq_scheme *s);
 
 /* Zero point of the symmetric schemes: 0, or the unsigned grid's midpoint (qmin + qmax + 1) / 2

@@ -12,33 +12,12 @@ static const llmq_dtype qdtypes[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4
                                      LLMQ_DTYPE_U4, LLMQ_DTYPE_S2, LLMQ_DTYPE_U2};
 static const int64_t sizes[] = {1, 3, 17, 1000};
 
-typedef struct gran_case {
-    llmq_granularity g;
-    int32_t axis;
-    int64_t group;
-} gran_case;
-
-static const gran_case grans[] = {
+static const test_gran grans[] = {
     {LLMQ_GRANULARITY_PER_TENSOR, 0, 0},   {LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
     {LLMQ_GRANULARITY_PER_CHANNEL, -1, 0}, {LLMQ_GRANULARITY_PER_TOKEN, 0, 0},
     {LLMQ_GRANULARITY_PER_GROUP, 0, 1},    {LLMQ_GRANULARITY_PER_GROUP, 0, 3},
     {LLMQ_GRANULARITY_PER_GROUP, 0, 32},
 };
-
-/* Parameter index of element (r, c) of a [rows, cols] tensor, recomputed independently. */
-static int64_t param_index(const gran_case *g, int64_t r, int64_t c, int64_t cols)
-{
-    switch (g->g) {
-    case LLMQ_GRANULARITY_PER_CHANNEL:
-        return g->axis == 0 ? r : c;
-    case LLMQ_GRANULARITY_PER_TOKEN:
-        return r;
-    case LLMQ_GRANULARITY_PER_GROUP:
-        return r * ((cols + g->group - 1) / g->group) + c / g->group;
-    default:
-        return 0;
-    }
-}
 
 static void fill_random(test_rng *rng, float *x, int64_t rows, int64_t cols)
 {
@@ -56,7 +35,7 @@ static void fill_random(test_rng *rng, float *x, int64_t rows, int64_t cols)
 /* Quantize random data dynamically under one scheme, dequantize, and check every element;
  * returns the number of elements checked. */
 static long check_one_scheme(llmq_context *ctx, test_rng *rng, llmq_dtype dtype, int sym,
-                             const gran_case *g, int num, int rnd)
+                             const test_gran *g, int num, int rnd)
 {
     const int64_t rows = sizes[test_rng_next(rng) % 3], cols = sizes[test_rng_next(rng) % 4];
     const int64_t shape[2] = {rows, cols};
@@ -81,7 +60,7 @@ static long check_one_scheme(llmq_context *ctx, test_rng *rng, llmq_dtype dtype,
     const int32_t *zp = llmq_tensor_data(llmq_tensor_zero_point(q));
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
-            const int64_t p = param_index(g, r, c, cols);
+            const int64_t p = test_param_index(g, 2, shape, r * cols + c);
             const double xs = x[r * cols + c], ys = y[r * cols + c];
             const double lo = (double)(qmin - zp[p]) * sc[p], hi = (double)(qmax - zp[p]) * sc[p];
             if (xs < lo || xs > hi) { /* outside the grid: saturates to the nearer end */

@@ -61,3 +61,37 @@ llmq_tensor *test_wrap_f32(llmq_context *ctx, float *data, int32_t ndim, const i
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, ndim, shape, data, 0, &t));
     return t;
 }
+
+int64_t test_param_index(const test_gran *g, int32_t ndim, const int64_t *shape, int64_t i)
+{
+    int64_t coord[LLMQ_MAX_DIMS], rest = i;
+    for (int32_t d = ndim - 1; d >= 0; d--) {
+        coord[d] = rest % shape[d];
+        rest /= shape[d];
+    }
+    const int64_t cols = shape[ndim - 1], row = i / cols;
+    switch (g->g) {
+    case LLMQ_GRANULARITY_PER_CHANNEL:
+        return coord[g->axis < 0 ? g->axis + ndim : g->axis];
+    case LLMQ_GRANULARITY_PER_TOKEN:
+        return row;
+    case LLMQ_GRANULARITY_PER_GROUP:
+        return row * ((cols + g->group - 1) / g->group) + coord[ndim - 1] / g->group;
+    default:
+        return 0;
+    }
+}
+
+llmq_tensor *test_tensor_like(llmq_context *ctx, const llmq_tensor *p, llmq_dtype dtype)
+{
+    const int64_t shape[2] = {llmq_tensor_dim(p, 0), llmq_tensor_dim(p, 1)};
+    llmq_tensor *t = NULL;
+    ASSERT_OK(ctx, llmq_tensor_create(ctx, dtype, llmq_tensor_ndim(p), shape, &t));
+    return t;
+}
+
+void test_destroy_tensors(llmq_tensor *const *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        llmq_tensor_destroy(t[i]);
+}

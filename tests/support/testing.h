@@ -48,4 +48,24 @@ llmq_scheme *test_scheme(llmq_context *ctx, llmq_dtype dtype, llmq_symmetry sym,
 /* Wrap float data of a shape as an F32 tensor (fails the test on error). */
 llmq_tensor *test_wrap_f32(llmq_context *ctx, float *data, int32_t ndim, const int64_t *shape);
 
+/* A granularity with its axis and group size (0 = none), for tables of test cases. */
+typedef struct test_gran {
+    llmq_granularity g;
+    int32_t axis;
+    int64_t group;
+} test_gran;
+
+/* Parameter index of flat element i of a row-major tensor under g, from the element's
+ * coordinates (independent of the library's parameter map). */
+int64_t test_param_index(const test_gran *g, int32_t ndim, const int64_t *shape, int64_t i);
+
+/* An owned tensor of dtype shaped like the parameter tensor p (fails the test on error). */
+llmq_tensor *test_tensor_like(llmq_context *ctx, const llmq_tensor *p, llmq_dtype dtype);
+
+/* Destroy the listed tensors; NULL entries are fine. TEST_DESTROY(a, b, c). */
+void test_destroy_tensors(llmq_tensor *const *t, size_t n);
+#define TEST_DESTROY(...)                                                                      \
+    test_destroy_tensors((llmq_tensor *[]){__VA_ARGS__},                                       \
+                         sizeof((llmq_tensor *[]){__VA_ARGS__}) / sizeof(llmq_tensor *))
+
 #endif
