@@ -12,9 +12,14 @@ int llmq_cmd_info(int argc, char **argv);
 int llmq_cmd_demo(int argc, char **argv);
 int llmq_cmd_bench(int argc, char **argv);
 int llmq_cmd_inspect(int argc, char **argv);
+int llmq_cmd_quantize(int argc, char **argv);
+int llmq_cmd_recipe(int argc, char **argv);
 
 /* Print "llmq: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(llmq_context *ctx, const char *what, llmq_status st);
+
+/* "u4 asym per-group128": a scheme in a few words ("copy" for NULL). */
+const char *cli_scheme_text(const llmq_scheme *s, char *buf, size_t size);
 
 /* Monotonic seconds. */
 double cli_now(void);

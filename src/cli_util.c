@@ -71,3 +71,18 @@ double cli_rng_student_t(cli_rng *r, double dof)
     }
     return cli_rng_normal(r) / sqrt(chi2 / (double)k);
 }
+
+const char *cli_scheme_text(const llmq_scheme *s, char *buf, size_t size)
+{
+    static const char *const gran[] = {"tensor", "channel", "group", "token"};
+    if (s == NULL)
+        return "copy";
+    const llmq_granularity g = llmq_scheme_granularity(s);
+    char extra[32] = "";
+    if (g == LLMQ_GRANULARITY_PER_GROUP)
+        snprintf(extra, sizeof extra, "%lld", (long long)llmq_scheme_group_size(s));
+    snprintf(buf, size, "%s %s per-%s%s", llmq_dtype_name(llmq_scheme_dtype(s)),
+             llmq_scheme_symmetry(s) == LLMQ_SYMMETRY_ASYMMETRIC ? "asym" : "sym", gran[g],
+             extra);
+    return buf;
+}

@@ -15,6 +15,10 @@ static void usage(FILE *f)
                "  demo               quantize LLM-like synthetic data under common schemes\n"
                "  bench quantize     quantize throughput next to memcpy bandwidth\n"
                "  inspect FILE       tensors, dtypes, shapes and llmq metadata of a model file\n"
+               "  quantize --recipe R.yaml IN -o OUT [--report REPORT.yaml]\n"
+               "                     quantize a model (safetensors or llama2.c) by a recipe\n"
+               "  recipe check R.yaml [--model M]\n"
+               "                     validate a recipe; show the rule of each tensor\n"
                "  help               this text\n");
 }
 
@@ -43,6 +47,10 @@ int main(int argc, char **argv)
         return llmq_cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0)
         return llmq_cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "quantize") == 0)
+        return llmq_cmd_quantize(argc - 2, argv + 2);
+    if (strcmp(cmd, "recipe") == 0)
+        return llmq_cmd_recipe(argc - 2, argv + 2);
     fprintf(stderr, "llmq: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
