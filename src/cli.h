@@ -14,6 +14,7 @@ int llmq_cmd_bench(int argc, char **argv);
 int llmq_cmd_inspect(int argc, char **argv);
 int llmq_cmd_quantize(int argc, char **argv);
 int llmq_cmd_recipe(int argc, char **argv);
+int llmq_cmd_bench_model(int argc, char **argv);
 
 /* Print "llmq: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(llmq_context *ctx, const char *what, llmq_status st);

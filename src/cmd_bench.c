@@ -141,6 +141,8 @@ int llmq_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "quantize") == 0)
         return bench_quantize(argc - 1, argv + 1);
-    fprintf(stderr, "usage: llmq bench quantize [options]\n");
+    if (argc >= 1 && strcmp(argv[0], "model") == 0)
+        return llmq_cmd_bench_model(argc - 1, argv + 1);
+    fprintf(stderr, "usage: llmq bench quantize|model [options]\n");
     return 2;
 }
