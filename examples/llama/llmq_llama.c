@@ -21,14 +21,14 @@ static double now(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: llmq-llama eval MODEL TOKENIZER TEXT [--mode M] [--tokens N]\n"
-            "       llmq-llama generate MODEL TOKENIZER [--mode M] [--prompt P] [--steps N]\n"
-            "                  [--temperature T] [--seed S]\n"
+            "usage: llmq-llama eval MODEL TOKENIZER TEXT [--recipe R | --mode M] [--tokens N]\n"
+            "       llmq-llama generate MODEL TOKENIZER [--recipe R | --mode M] [--prompt P]\n"
+            "                  [--steps N] [--temperature T] [--seed S]\n"
             "common: [--backend auto|cpu|cuda]\n");
 }
 
 typedef struct options {
-    const char *mode, *prompt, *backend;
+    const char *mode, *recipe, *prompt, *backend;
     int64_t tokens;
     int steps;
     float temperature;
@@ -37,13 +37,15 @@ typedef struct options {
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", "Once upon a time", NULL, 20000, 128, 0.0f, 1};
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, 20000, 128, 0.0f, 1};
     for (int i = first; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return -1;
         if (strcmp(a, "--mode") == 0)
             o->mode = v;
+        else if (strcmp(a, "--recipe") == 0)
+            o->recipe = v;
         else if (strcmp(a, "--prompt") == 0)
             o->prompt = v;
         else if (strcmp(a, "--backend") == 0)
@@ -63,11 +65,27 @@ static int parse(int argc, char **argv, int first, options *o)
     return 0;
 }
 
-/* Perplexity of one mode, and its evaluation speed. */
-static int eval_mode(llama *m, const tokenizer *t, const char *text, const char *mode,
-                     int64_t budget, double *ppl, double *tps)
+/* Quantize the layers as the recipe (if any) or the named mode says. */
+static int configure(llama *m, const char *mode, const char *recipe_path)
 {
-    if (llama_apply_mode(m, mode) != 0)
+    if (recipe_path == NULL)
+        return llama_apply_mode(m, mode);
+    llmq_recipe *r = NULL;
+    const llmq_status st = llmq_recipe_load(m->ctx, recipe_path, &r);
+    if (st != LLMQ_OK) {
+        fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(m->ctx));
+        return -1;
+    }
+    const int rc = llama_apply_recipe(m, r);
+    llmq_recipe_destroy(r);
+    return rc;
+}
+
+/* Perplexity under a mode or recipe, and the evaluation speed. */
+static int eval_mode(llama *m, const tokenizer *t, const char *text, const char *mode,
+                     const char *recipe, int64_t budget, double *ppl, double *tps)
+{
+    if (configure(m, mode, recipe) != 0)
         return -1;
     double nll;
     int64_t count;
@@ -85,15 +103,16 @@ static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const o
     if (text == NULL)
         return 1;
     double ppl32, tps32, ppl, tps;
-    int rc = eval_mode(m, t, text, "fp32", o->tokens, &ppl32, &tps32);
+    int rc = eval_mode(m, t, text, "fp32", NULL, o->tokens, &ppl32, &tps32);
     const double bytes32 = llama_weight_bytes(m);
     if (rc == 0)
-        rc = eval_mode(m, t, text, o->mode, o->tokens, &ppl, &tps);
+        rc = eval_mode(m, t, text, o->mode, o->recipe, o->tokens, &ppl, &tps);
     if (rc == 0) {
-        printf("mode %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
+        printf("%s %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
                "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s\n",
-               o->mode, ppl, ppl32, 100.0 * (ppl / ppl32 - 1.0), llama_weight_bytes(m), bytes32,
-               tps, tps32, llmq_context_backend_name(m->ctx));
+               o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode, ppl, ppl32,
+               100.0 * (ppl / ppl32 - 1.0), llama_weight_bytes(m), bytes32, tps, tps32,
+               llmq_context_backend_name(m->ctx));
     }
     free(text);
     return rc == 0 ? 0 : 1;
@@ -121,7 +140,7 @@ static int sample(const float *logits, int vocab, float temperature, unsigned lo
 
 static int cmd_generate(llama *m, const tokenizer *t, const options *o)
 {
-    if (llama_apply_mode(m, o->mode) != 0)
+    if (configure(m, o->mode, o->recipe) != 0)
         return 1;
     const int vocab = m->cfg.vocab_size;
     int32_t *tokens = malloc((strlen(o->prompt) + 3 + (size_t)o->steps) * sizeof *tokens);
@@ -154,7 +173,7 @@ static int cmd_generate(llama *m, const tokenizer *t, const options *o)
     }
     const double t2 = now();
     printf("\n[%s] prompt %d tokens at %.0f tokens/s, generated %d tokens at %.0f tokens/s\n",
-           o->mode, n, n / (t1 - t0), produced, produced / (t2 - t1));
+           o->recipe ? o->recipe : o->mode, n, n / (t1 - t0), produced, produced / (t2 - t1));
     free(tokens);
     free(logits);
     return rc == 0 ? 0 : 1;

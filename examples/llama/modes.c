@@ -79,3 +79,27 @@ int llama_apply_mode(llama *m, const char *name)
     llmq_scheme_destroy(a);
     return rc;
 }
+
+int llama_apply_recipe(llama *m, const llmq_recipe *recipe)
+{
+    for (int i = 0; i < llama_linear_count(m); i++) {
+        llama_linear *l = llama_linear_at(m, i);
+        llmq_recipe_choice c;
+        llmq_status st = llmq_recipe_choice_defaults(&c, sizeof c);
+        if (st == LLMQ_OK)
+            st = llmq_recipe_resolve(m->ctx, recipe, l->name, &c);
+        if (st != LLMQ_OK) {
+            fprintf(stderr, "llmq-llama: %s: %s\n", l->name, llmq_context_last_error(m->ctx));
+            return -1;
+        }
+        const int rc = llama_linear_configure(m, l, c.skip ? NULL : c.weight,
+                                              c.skip || c.weight == NULL ? NULL : c.activation);
+        if (rc == 0)
+            l->act_static = !c.skip && c.weight != NULL &&
+                            c.activation_mode == LLMQ_ACTIVATION_STATIC;
+        llmq_recipe_choice_clear(&c);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -9,6 +9,11 @@
  * classifier (kept in float). Returns 0, or -1 listing the modes on stderr. */
 int llama_apply_mode(llama *m, const char *mode);
 
+/* Apply a recipe: each linear layer gets what the recipe resolves for its weight tensor's name
+ * (e.g. layers.0.attention.wq.weight). Layers whose activations are static need calibration
+ * (llama_calibrate) before use. Returns 0, or -1 with a message. */
+int llama_apply_recipe(llama *m, const llmq_recipe *recipe);
+
 /* The names of the modes, NULL-terminated. */
 extern const char *const llama_mode_names[];
 
