@@ -34,6 +34,7 @@ static const mode modes[] = {
      LLMQ_DTYPE_F32, 0},
 };
 
+
 const char *const llama_mode_names[] = {"fp32", "w8a8", "w8a16", "w4a16-g32", "w4a16-g128",
                                         "w4a16-g32-sym", "w4a16-g128-sym", "w4a8-g32",
                                         "w2a16-g32", NULL};

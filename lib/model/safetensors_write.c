@@ -348,7 +348,8 @@ static bool same_scheme(const struct llmq_scheme *a, const struct llmq_scheme *b
     return a->dtype == b->dtype && a->symmetry == b->symmetry &&
            a->granularity == b->granularity && a->axis == b->axis &&
            a->group_size == b->group_size && a->rounding == b->rounding &&
-           a->numerics == b->numerics;
+           a->numerics == b->numerics && a->range_min == b->range_min &&
+           a->range_max == b->range_max;
 }
 
 /* Write a tensor's rows back to back at entry e. */

@@ -38,6 +38,9 @@ char *llmq_scheme_to_json(llmq_context *ctx, const llmq_scheme *s, int32_t ndim,
                           (json_int_t)s->group_size, "rounding", rounding_names[s->rounding],
                           "numerics", numerics_names[s->numerics], "seed",
                           (json_int_t)(s->seed & 0x7fffffffffffffffull));
+    if (o != NULL && (s->range_min != 0 || s->range_max != 0)) /* a custom grid (3 bits...) */
+        json_object_set_new(o, "qmin", json_integer(s->range_min)),
+            json_object_set_new(o, "qmax", json_integer(s->range_max));
     if (o == NULL)
         return NULL;
     char *text = json_dumps(o, JSON_COMPACT);
@@ -56,12 +59,14 @@ llmq_status llmq_scheme_from_json(llmq_context *ctx, const char *fn, const char 
     json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &err);
     const char *dtype = NULL, *sym = NULL, *gran = NULL, *rnd = NULL, *num = NULL;
     json_t *shape_j = NULL;
-    int axis = 0;
+    int axis = 0, qmin = 0, qmax = 0;
     json_int_t group = 0, seed = 0;
-    if (o == NULL || json_unpack_ex(o, &err, JSON_STRICT, "{s:s, s:o, s:s, s:s, s:i, s:I, s:s, s:s, s:I}",
-                                    "dtype", &dtype, "shape", &shape_j, "symmetry", &sym,
-                                    "granularity", &gran, "axis", &axis, "group_size", &group,
-                                    "rounding", &rnd, "numerics", &num, "seed", &seed) != 0) {
+    if (o == NULL ||
+        json_unpack_ex(o, &err, JSON_STRICT,
+                       "{s:s, s:o, s:s, s:s, s:i, s:I, s:s, s:s, s:I, s?i, s?i}", "dtype", &dtype,
+                       "shape", &shape_j, "symmetry", &sym, "granularity", &gran, "axis", &axis,
+                       "group_size", &group, "rounding", &rnd, "numerics", &num, "seed", &seed,
+                       "qmin", &qmin, "qmax", &qmax) != 0) {
         json_decref(o);
         return llmq_fail(ctx, LLMQ_ERR_PARSE, fn, "llmq.scheme=%.200s: %s", json, err.text);
     }
@@ -89,6 +94,11 @@ llmq_status llmq_scheme_from_json(llmq_context *ctx, const char *fn, const char 
                          "numerics or a bad shape", json);
     llmq_scheme *s = NULL;
     LLMQ_TRY(llmq_scheme_create(ctx, d, &s));
+    if ((qmin != 0 || qmax != 0) && llmq_scheme_set_range(s, qmin, qmax) != LLMQ_OK) {
+        llmq_scheme_destroy(s);
+        return llmq_fail(ctx, LLMQ_ERR_PARSE, fn, "llmq.scheme=%.200s: qmin=%d qmax=%d: %s", json,
+                         qmin, qmax, "not a grid inside the dtype");
+    }
     s->symmetry = (llmq_symmetry)si;
     s->granularity = (llmq_granularity)gi;
     s->rounding = (llmq_rounding)ri;

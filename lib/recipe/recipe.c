@@ -208,8 +208,8 @@ static llmq_status spec_field(const parse_ctx *pc, void *target, const char *key
         return get_enum(pc, v, path, dtype_names, COUNT(dtype_names), &s->dtype);
     if (strcmp(key, "bits") == 0) {
         LLMQ_TRY(get_int(pc, v, path, 1, 32, &i));
-        if (i != 2 && i != 4 && i != 8)
-            return fail_at(pc, v->start_mark, path, "%lld: must be 2, 4 or 8", i);
+        if (i != 2 && i != 3 && i != 4 && i != 8)
+            return fail_at(pc, v->start_mark, path, "%lld: must be 2, 3, 4 or 8", i);
         s->bits = (int)i;
         return LLMQ_OK;
     }
@@ -347,17 +347,24 @@ static llmq_status build(const parse_ctx *pc, const spec *s, const char *path, b
     llmq_dtype d;
     if (s->dtype >= 0) {
         d = (llmq_dtype)(LLMQ_DTYPE_S8 + s->dtype);
-        if (s->bits && (uint32_t)s->bits != llmq_dtype_bits(d))
+        if (s->bits && (uint32_t)s->bits > llmq_dtype_bits(d))
             return fail_at(pc, s->mark, path, "bits=%d: contradicts dtype %s", s->bits,
                            dtype_names[s->dtype]);
-    } else if (s->bits) {
+    } else if (s->bits) { /* the smallest container; 3 bits live in a 4-bit dtype */
         const bool u = sym == LLMQ_SYMMETRY_ASYMMETRIC;
         d = s->bits == 8 ? (u ? LLMQ_DTYPE_U8 : LLMQ_DTYPE_S8)
-            : s->bits == 4 ? (u ? LLMQ_DTYPE_U4 : LLMQ_DTYPE_S4)
+            : s->bits >= 3 ? (u ? LLMQ_DTYPE_U4 : LLMQ_DTYPE_S4)
                            : (u ? LLMQ_DTYPE_U2 : LLMQ_DTYPE_S2);
     } else {
         return fail_at(pc, s->mark, path, "needs dtype or bits");
     }
+    /* fewer bits than the dtype: a narrower grid inside it, as PyTorch's quant_min/max */
+    const bool narrow = s->bits && (uint32_t)s->bits < llmq_dtype_bits(d);
+    const bool is_unsigned = d == LLMQ_DTYPE_U8 || d == LLMQ_DTYPE_U4 || d == LLMQ_DTYPE_U2;
+    const int32_t half = narrow ? 1 << (s->bits - 1) : 0;
+    const int32_t qmin = is_unsigned ? 0
+                                     : -half + (sym == LLMQ_SYMMETRY_SYMMETRIC_RESTRICTED ? 1 : 0);
+    const int32_t qmax = is_unsigned ? 2 * half - 1 : half - 1;
     const int gran = s->granularity >= 0 ? s->granularity
                                          : activation ? LLMQ_GRANULARITY_PER_TOKEN
                                                       : LLMQ_GRANULARITY_PER_CHANNEL;
@@ -379,6 +386,8 @@ static llmq_status build(const parse_ctx *pc, const spec *s, const char *path, b
         st = llmq_scheme_set_seed(sc, s->seed);
     if (st == LLMQ_OK && s->numerics >= 0)
         st = llmq_scheme_set_numerics(sc, (llmq_numerics)s->numerics);
+    if (st == LLMQ_OK && narrow)
+        st = llmq_scheme_set_range(sc, qmin, qmax);
     if (st != LLMQ_OK) {
         llmq_scheme_destroy(sc);
         return st == LLMQ_ERR_OUT_OF_MEMORY

@@ -59,7 +59,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(bad_recipe, "w") as f:
         f.write("version: 1\ndefaults:\n  weight: {bits: 5}\n")
     err = run("quantize", "--recipe", bad_recipe, src, "-o", bad_out, code=1)
-    assert "bad.yaml:3:18: defaults.weight.bits: 5: must be 2, 4 or 8" in err, err
+    assert "bad.yaml:3:18: defaults.weight.bits: 5: must be 2, 3, 4 or 8" in err, err
     leftovers = [f for f in os.listdir(tmp) if f.startswith("bad.safetensors")]
     assert not leftovers, leftovers
     run("quantize", "--recipe", bad_recipe, code=2)

@@ -228,6 +228,43 @@ static void round_trip_quantized(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* A 3-bit grid inside u4 (a custom range) survives the file. */
+static void round_trip_custom_range(void **state)
+{
+    (void)state;
+    llmq_context *ctx = test_context();
+    float x[8] = {-1, 0, 1, 2, 3, 4, 5, 6};
+    const int64_t shape[1] = {8};
+    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_U4, LLMQ_SYMMETRY_ASYMMETRIC,
+                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    ASSERT_OK(ctx, llmq_scheme_set_range(s, 0, 7));
+    llmq_tensor *src = test_wrap_f32(ctx, x, 1, shape), *q = NULL, *back = NULL;
+    ASSERT_OK(ctx, llmq_tensor_create_quantized(ctx, s, 1, shape, &q));
+    ASSERT_OK(ctx, llmq_quantize_dynamic(ctx, src, q));
+    const char *out = path_of("r3.safetensors");
+    llmq_model_writer *w = NULL;
+    ASSERT_OK(ctx, llmq_model_writer_create(ctx, out, &w));
+    ASSERT_OK(ctx, llmq_model_writer_declare(ctx, w, "w", LLMQ_DTYPE_U4, 1, shape, s));
+    ASSERT_OK(ctx, llmq_model_writer_write(ctx, w, "w", q));
+    ASSERT_OK(ctx, llmq_model_writer_finish(ctx, w));
+    llmq_model_writer_destroy(w);
+    llmq_model *m = NULL;
+    ASSERT_OK(ctx, llmq_model_open(ctx, out, &m));
+    ASSERT_OK(ctx, llmq_model_tensor(ctx, m, "w", &back));
+    int32_t qmin, qmax;
+    ASSERT_OK(ctx, llmq_scheme_range(llmq_tensor_scheme(back), &qmin, &qmax));
+    assert_int_equal(qmin, 0);
+    assert_int_equal(qmax, 7);
+    assert_memory_equal(llmq_tensor_data(back), llmq_tensor_data(q), llmq_tensor_nbytes(q));
+    llmq_tensor_destroy(back);
+    llmq_model_destroy(m);
+    llmq_tensor_destroy(q);
+    llmq_tensor_destroy(src);
+    llmq_scheme_destroy(s);
+    unlink(out);
+    llmq_context_destroy(ctx);
+}
+
 /* Each malformed file is refused with its own reason. */
 static void malformed_files(void **state)
 {
@@ -392,6 +429,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_every_dtype),
         cmocka_unit_test(round_trip_quantized),
+        cmocka_unit_test(round_trip_custom_range),
         cmocka_unit_test(malformed_files),
         cmocka_unit_test(unusual_tensors),
         cmocka_unit_test(writer_never_leaves_partial_output),

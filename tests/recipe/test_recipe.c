@@ -26,7 +26,9 @@ static void examples_load(void **state)
 {
     (void)state;
     llmq_context *ctx = test_context();
-    static const char *files[] = {"w8a8.yaml", "w4a16-g128.yaml", "w8a8-static.yaml",
+    static const char *files[] = {"w8a8.yaml",      "w8a8-static.yaml",   "w4a16-g32.yaml",
+                                  "w4a16-g32-sym.yaml", "w4a16-g128.yaml", "w4a16-g128-sym.yaml",
+                                  "w4a8-g32.yaml",  "w3a16-g32.yaml",     "w2a16-g32.yaml",
                                   "mixed.yaml"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[512];
@@ -92,6 +94,26 @@ static void first_match_wins_over_defaults(void **state)
     assert_int_equal(c.rule, -1);
     assert_int_equal(llmq_scheme_dtype(c.weight), LLMQ_DTYPE_U4);
     assert_int_equal(c.activation_mode, LLMQ_ACTIVATION_STATIC);
+    llmq_recipe_choice_clear(&c);
+    /* 3 bits: a 4-bit dtype with a narrower grid */
+    llmq_recipe *r3 = parse(ctx, "version: 1\ndefaults:\n  weight: {bits: 3, symmetry: asymmetric,"
+                                 " granularity: per_group, group_size: 32}\n"
+                                 "rules:\n  - match: s\n    weight: {symmetry: symmetric}\n");
+    int32_t qmin, qmax;
+    resolve(ctx, r3, "x", &c);
+    assert_int_equal(llmq_scheme_dtype(c.weight), LLMQ_DTYPE_U4);
+    ASSERT_OK(ctx, llmq_scheme_range(c.weight, &qmin, &qmax));
+    assert_int_equal(qmin, 0);
+    assert_int_equal(qmax, 7);
+    llmq_recipe_choice_clear(&c);
+    resolve(ctx, r3, "s", &c);
+    assert_int_equal(llmq_scheme_dtype(c.weight), LLMQ_DTYPE_S4);
+    ASSERT_OK(ctx, llmq_scheme_range(c.weight, &qmin, &qmax));
+    assert_int_equal(qmin, -4);
+    assert_int_equal(qmax, 3);
+    llmq_recipe_choice_clear(&c);
+    llmq_recipe_destroy(r3);
+    resolve(ctx, r, "tok_embeddings", &c);
     /* a choice holding schemes must be cleared first */
     ASSERT_FAILS(ctx, llmq_recipe_resolve(ctx, r, "x", &c), LLMQ_ERR_INVALID_ARG,
                  "call llmq_recipe_choice_clear first");
@@ -109,7 +131,7 @@ static void errors_name_file_line_column_key(void **state)
         const char *text, *message;
     } bad[] = {
         {"version: 1\ndefaults:\n  weight: {bits: 5}\n",
-         "llmq_recipe_parse: r.yaml:3:18: defaults.weight.bits: 5: must be 2, 4 or 8"},
+         "llmq_recipe_parse: r.yaml:3:18: defaults.weight.bits: 5: must be 2, 3, 4 or 8"},
         {"version: 1\ndefaults:\n  weight: {bits: 4, granularity: per_group, group_size: 0}\n",
          "r.yaml:3:57: defaults.weight.group_size: 0: must be in 1.."},
         {"version: 1\ndefaults:\n  weight: {bits: 4, granularity: per_group}\n",
