@@ -14,5 +14,7 @@
 #include "llmq/tensor.h"
 #include "llmq/scheme.h"
 #include "llmq/quantize.h"
+#include "llmq/quantizer.h"
+#include "llmq/qtable.h"
 
 #endif /* LLMQ_H */
