@@ -57,7 +57,7 @@ double llmq_hist_quantile(const double *row, int64_t bins, double lo, double hi,
 
 /* TensorRT's entropy calibration on a histogram of |x|: the number of bins i in
  * [levels, bins) whose clipped distribution has the least KL divergence from its quantized
- * version with `levels` levels; -1 when every candidate's divergence is infinite. work:
+ * version with `levels` levels; -1 when there is no candidate (bins <= levels). work:
  * 3 (bins + 1) doubles. When kl is not NULL it receives the divergence of every candidate i
  * at kl[i] (others untouched). */
 int64_t llmq_entropy_search(const double *row, int64_t bins, int64_t levels, double *work,

@@ -28,6 +28,12 @@ double llmq_hist_quantile(const double *row, int64_t bins, double lo, double hi,
     return last >= 0 ? lo + w * (double)(last + 1) : lo;
 }
 
+/* Q mass given to a run that has P mass but no count of its own (only the run holding the
+ * folded outliers can be one): the epsilon with which MXNet's and TVM's implementations of this
+ * calibration smooth their distributions. Without it such a threshold would be infinitely
+ * bad, and no threshold inside an empty stretch of the histogram could be chosen. */
+#define ENTROPY_EPS 1e-4
+
 /* KL(P || Q) of TensorRT's entropy calibration for the first i bins, in O(levels) from prefix
  * sums over the bins (C: counts, Z: non-zero bins, H: h ln h):
  *   P = h[0..i-1] with the outliers sum(h[i..]) added to bin i-1;
@@ -35,21 +41,18 @@ double llmq_hist_quantile(const double *row, int64_t bins, double lo, double hi,
  *       each run's sum spread evenly over the run's bins where P is non-zero;
  *   both normalized. With T = sum(P), R = sum(Q) and m_g, S_g, n_g the P mass, Q mass and
  *   non-zero bins of run g:
- *   KL = (sum P ln P - sum_g m_g ln(S_g / n_g)) / T - ln T + ln R,
- * and +Inf when a run holds P mass but no Q mass (only the outliers' run can). */
+ *   KL = (sum P ln P - sum_g m_g ln(S_g / n_g)) / T - ln T + ln R. */
 static double kl_candidate(const double *h, const double *c, const double *z, const double *hl,
                            int64_t bins, int64_t i, int64_t levels)
 {
-    const double total = c[bins], kept = c[i], outliers = total - kept;
-    if (!(kept > 0.0))
-        return INFINITY;
+    const double total = c[bins], outliers = total - c[i];
+    double kept = c[i];
     const double last = h[i - 1] + outliers;
-    double plogp = hl[i - 1] + (last > 0.0 ? last * log(last) : 0.0);
+    const double plogp = hl[i - 1] + (last > 0.0 ? last * log(last) : 0.0);
     double cross = 0.0;
     for (int64_t g = 0; g < levels; g++) {
         const int64_t b0 = g * i / levels, b1 = (g + 1) * i / levels;
-        const double s = c[b1] - c[b0];
-        double mass = s, nz;
+        double s = c[b1] - c[b0], mass = s, nz;
         if (g + 1 < levels) {
             nz = z[b1] - z[b0];
         } else {
@@ -58,8 +61,10 @@ static double kl_candidate(const double *h, const double *c, const double *z, co
         }
         if (!(mass > 0.0))
             continue;
-        if (!(s > 0.0))
-            return INFINITY;
+        if (!(s > 0.0)) {
+            s = ENTROPY_EPS * nz;
+            kept += s;
+        }
         cross += mass * log(s / nz);
     }
     const double kl = (plogp - cross) / total - log(total) + log(kept);
