@@ -101,8 +101,9 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_save(llmq_context *ctx,
 
 /**
  * Read a table written by llmq_qtable_save() (or by hand). Every field is validated; unknown
- * keys, unknown versions, duplicate names or keys, wrong types, missing keys, and scales or
- * zero points that llmq_qtable_set() would refuse are errors whose message reads
+ * keys, unknown versions, duplicate names or keys, wrong types, missing keys, scales or zero
+ * points that llmq_qtable_set() would refuse, and a missing end marker `...` (how a truncated
+ * file is told from a shorter table) are errors whose message reads
  * `path:line:column: key: reason`.
  * @param out  receives the table; NULL on failure
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL); LLMQ_ERR_IO (cannot open or read path);

@@ -188,7 +188,9 @@ static void emit_table(writer *w, const llmq_qtable *table)
         emit_entry(w, &table->entries[i]);
     emit_collection(w, false, true, table->count == 0);
     emit_collection(w, false, true, false);
-    if (w->ok && yaml_document_end_event_initialize(&ev, 1))
+    /* an explicit end marker "...": a file cut short between two entries would otherwise
+     * still be a valid, shorter table */
+    if (w->ok && yaml_document_end_event_initialize(&ev, 0))
         emit(w, &ev);
     else
         w->ok = false;
@@ -623,6 +625,10 @@ llmq_status llmq_qtable_load(llmq_context *ctx, const char *path, llmq_qtable **
         } else {
             have_doc = true;
             st = load_root(&L, table);
+            if (st == LLMQ_OK && doc.end_implicit)
+                st = bad(&L, doc.end_mark, "document",
+                         "no end marker \"...\": the file is truncated (llmq_qtable_save ends "
+                         "every table with one)");
             /* a table is one document: anything after it is an error */
             if (st == LLMQ_OK) {
                 if (!yaml_parser_load(&parser, &extra)) {
