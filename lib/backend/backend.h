@@ -51,8 +51,11 @@ typedef struct llmq_quant_job {
 typedef struct llmq_hist_job {
     const float *lo, *hi; /* per parameter index: the histogram's edges, lo < hi */
     int64_t bins;         /* 1 .. 2^24, so that every bin index is exact in float32 */
+    int64_t copies;       /* 1 or 4 interleaved copies of each histogram (summed by the reader):
+                             consecutive elements of a run may go to consecutive copies, so
+                             that repeated bins do not serialize on one counter */
     bool absolute;        /* count |x| instead of x */
-    uint64_t *counts;     /* [parameters][bins], added to */
+    uint64_t *counts;     /* [parameters][copies][bins], added to */
 } llmq_hist_job;
 
 /* torch.histc's bin of v for edges lo, lo + span, in float32: (v - lo) * bins / span,
@@ -82,8 +85,8 @@ typedef struct llmq_backend_ops {
                          int64_t *bad_index);
     /* Count the finite values of src into per-parameter histograms, binned as torch.histc
      * does: v = x (or |x|), b = (int64_t)((v - lo[p]) * bins / (hi[p] - lo[p])) in float32,
-     * clamped to [0, bins - 1]; counts[p * bins + b] += 1. ±Inf is skipped; src holds no NaN
-     * (the caller ran `range` first). */
+     * clamped to [0, bins - 1]; one of counts[(p * copies + k) * bins + b] += 1. ±Inf is
+     * skipped; src holds no NaN (the caller ran `range` first). */
     llmq_status (*histogram)(llmq_backend *be, const llmq_quant_job *job,
                              const llmq_hist_job *hist);
     /* src one code per byte -> dst packed; a code outside [qmin, qmax] returns

@@ -26,10 +26,11 @@ typedef struct llmq_hist {
     bool absolute; /* histograms of |x|: the lower edge stays at 0 */
     llmq_hist_growth growth;
     int64_t upsample;
+    int64_t copies;     /* interleaved copies of each histogram, summed when read */
     float *lo, *hi;     /* [count] edges given to the backend; [v - 1, v + 1] while every value
                            seen equals v (torch.histc's rule for an empty range) */
     float *vmin, *vmax; /* [count] observed range of the binned values; vmin > vmax: none */
-    uint64_t *counts;   /* [count][bins] counts at the current edges */
+    uint64_t *counts;   /* [count][copies][bins] counts at the current edges */
     double *acc;        /* PYTORCH: [count][bins] older counts rebinned (fractional) */
     double *tmp;        /* [bins] scratch for rebinning */
 } llmq_hist;

@@ -17,9 +17,12 @@ bool llmq_hist_init(llmq_context *ctx, llmq_hist *h, int64_t count, int64_t bins
     h->absolute = absolute;
     h->growth = growth;
     h->upsample = upsample;
+    /* a few histograms get 4 interleaved copies, so that runs of equal bins do not wait on
+     * each other's increments; many (per channel) get one, to bound memory */
+    h->copies = (uint64_t)count * (uint64_t)bins <= (1u << 17) ? 4 : 1;
     const size_t n = (size_t)count, cells = (size_t)count * (size_t)bins;
     h->lo = llmq_mem_alloc(ctx, 4 * n * sizeof(float));
-    h->counts = llmq_mem_calloc(ctx, cells * sizeof(uint64_t));
+    h->counts = llmq_mem_calloc(ctx, cells * (size_t)h->copies * sizeof(uint64_t));
     h->tmp = llmq_mem_alloc(ctx, (size_t)bins * sizeof(double));
     if (growth == LLMQ_HIST_PYTORCH)
         h->acc = llmq_mem_calloc(ctx, cells * sizeof(double));
@@ -49,6 +52,20 @@ void llmq_hist_free(llmq_context *ctx, llmq_hist *h)
     memset(h, 0, sizeof *h);
 }
 
+/* Parameter p's counts, with its copies added into the first (and cleared). */
+static uint64_t *fold_copies(llmq_hist *h, int64_t p)
+{
+    uint64_t *c = h->counts + p * h->copies * h->bins;
+    for (int64_t k = 1; k < h->copies; k++) {
+        uint64_t *ck = c + k * h->bins;
+        for (int64_t j = 0; j < h->bins; j++) {
+            c[j] += ck[j];
+            ck[j] = 0;
+        }
+    }
+    return c;
+}
+
 static int64_t bin_of(const llmq_hist *h, float v, float lo, float hi)
 {
     return llmq_hist_bin(v, lo, hi - lo, (float)h->bins, (float)(h->bins - 1));
@@ -71,7 +88,7 @@ static void set_edges(llmq_hist *h, int64_t p, float a, float b)
  * total rather than the new batch's). */
 static void move_point_mass(llmq_hist *h, int64_t p, float v)
 {
-    uint64_t *c = h->counts + p * h->bins;
+    uint64_t *c = fold_copies(h, p);
     double *acc = h->acc != NULL ? h->acc + p * h->bins : NULL;
     uint64_t n = 0;
     double f = 0.0;
@@ -152,7 +169,7 @@ static void grow_doubling(llmq_hist *h, int64_t p, float a, float b)
         if (lo - (double)s * w2 + (double)n * w2 >= b)
             break;
     }
-    uint64_t *c = h->counts + p * n;
+    uint64_t *c = fold_copies(h, p);
     uint64_t *merged = (uint64_t *)h->tmp; /* same size as a row of doubles */
     memset(merged, 0, (size_t)n * sizeof *merged);
     for (int64_t j = 0; j < n; j++)
@@ -183,7 +200,7 @@ void llmq_hist_cover(llmq_hist *h, int64_t p, float a, float b)
         return;
     }
     if (h->growth == LLMQ_HIST_PYTORCH) {
-        uint64_t *c = h->counts + p * h->bins;
+        uint64_t *c = fold_copies(h, p);
         double *acc = h->acc + p * h->bins;
         for (int64_t j = 0; j < h->bins; j++) { /* fold in the counts made at the old edges */
             acc[j] += (double)c[j];
@@ -201,9 +218,12 @@ void llmq_hist_cover(llmq_hist *h, int64_t p, float a, float b)
 
 void llmq_hist_row(const llmq_hist *h, int64_t p, double *out)
 {
-    const uint64_t *c = h->counts + p * h->bins;
+    const uint64_t *c = h->counts + p * h->copies * h->bins;
     for (int64_t j = 0; j < h->bins; j++)
         out[j] = (double)c[j];
+    for (int64_t k = 1; k < h->copies; k++)
+        for (int64_t j = 0; j < h->bins; j++)
+            out[j] += (double)c[k * h->bins + j];
     if (h->acc != NULL) {
         const double *acc = h->acc + p * h->bins;
         for (int64_t j = 0; j < h->bins; j++)

@@ -320,8 +320,8 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
     LLMQ_TRY(st);
     update_statistics(q, l.count);
     if (q->has_hist) {
-        const llmq_hist_job hj = {q->hist.lo, q->hist.hi, q->hist.bins, q->hist.absolute,
-                                  q->hist.counts};
+        const llmq_hist_job hj = {q->hist.lo,       q->hist.hi,     q->hist.bins,
+                                  q->hist.copies,   q->hist.absolute, q->hist.counts};
         LLMQ_TRY(ctx->backend.ops->histogram(&ctx->backend, &job, &hj));
     }
     q->batches++;

@@ -226,7 +226,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
 /* One run of elements sharing a histogram. The bin indices are computed first in a loop the
  * compiler vectorizes (NaN would land on 0 and ±Inf on an edge, both defined), then counted. */
 static void histogram_span(const float *x, int64_t n, bool absolute, float lo, float span,
-                           float nb, float bmax, uint64_t *row)
+                           float nb, float bmax, uint64_t *row, int64_t bins, int64_t copies)
 {
     int32_t idx[CHUNK];
     int nonfinite = 0;
@@ -236,7 +236,18 @@ static void histogram_span(const float *x, int64_t n, bool absolute, float lo, f
         nonfinite |= !(a <= FLT_MAX);
         idx[i] = llmq_hist_bin(v, lo, span, nb, bmax);
     }
-    if (!nonfinite) {
+    if (!nonfinite && copies == 4) {
+        uint64_t *r1 = row + bins, *r2 = r1 + bins, *r3 = r2 + bins;
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            row[idx[i]]++;
+            r1[idx[i + 1]]++;
+            r2[idx[i + 2]]++;
+            r3[idx[i + 3]]++;
+        }
+        for (; i < n; i++)
+            row[idx[i]]++;
+    } else if (!nonfinite) {
         for (int64_t i = 0; i < n; i++)
             row[idx[i]]++;
     } else {
@@ -265,7 +276,8 @@ static llmq_status scalar_histogram(llmq_backend *be, const llmq_quant_job *job,
                 end = end < n ? end : n;
                 histogram_span(x + c, end - c, hist->absolute, hist->lo[p],
                                hist->hi[p] - hist->lo[p], nb, bmax,
-                               hist->counts + (size_t)p * (size_t)hist->bins);
+                               hist->counts + (size_t)(p * hist->copies) * (size_t)hist->bins,
+                               hist->bins, hist->copies);
                 c = end;
             }
         }
