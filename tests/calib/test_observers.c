@@ -497,14 +497,20 @@ static void rebinning_keeps_mass(void **state)
                                             LLMQ_GRANULARITY_PER_TENSOR, 0);
         test_rng rng = {(uint64_t)o};
         int64_t n = 0;
-        for (int b = 0; b < 40; b++) {
+        for (int b = 0; b < 400; b++) {
             /* ranges that move and widen on both sides, one-value batches, and infinities */
-            const float c = (float)(b % 7) - 3.0f, w = 0.01f * (float)(1 << (b % 12));
+            const float c = (float)(b % 7) - 3.0f + (b > 200 ? 0.37f * (float)b : 0.0f);
+            const float w = 0.01f * (float)(1 << (b % 12)) * (b % 3 == 1 ? 3.1f : 1.0f);
             for (int i = 0; i < 300; i++)
                 x[i] = b % 9 == 4 ? c : c + w * test_rng_range(&rng, -1.0f, 1.0f);
             x[17] = b % 5 == 0 ? INFINITY : x[17];
             n += 300 - (b % 5 == 0);
             calib_observe_1d(ctx, q, x, 300);
+            const llmq_hist *h = &q->hist;
+            const double bw = ((double)h->hi[0] - h->lo[0]) / 2048.0;
+            const double span = (double)h->vmax[0] - h->vmin[0];
+            if (span > 0.0 && h->growth == LLMQ_HIST_DOUBLING) /* the documented bounds */
+                assert_true(bw <= (h->absolute ? 2.0 : 4.0) * span / (2048.0 - 2.0));
         }
         llmq_hist_row(&q->hist, 0, row);
         double total = 0.0;
