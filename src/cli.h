@@ -29,6 +29,11 @@ double cli_now(void);
  * negative when the buffers cannot be allocated. */
 double cli_memcpy_seconds(size_t n, int reps);
 
+/* Parse `--rows R --cols C --reps N` of `llmq bench <name>` (defaults already in place);
+ * 0 on success, else 2 after a usage message. */
+int cli_bench_options(const char *name, int argc, char **argv, int64_t *rows, int64_t *cols,
+                      int *reps);
+
 /* Deterministic generator for synthetic data (xoshiro256**). */
 typedef struct cli_rng {
     uint64_t s[4];

@@ -47,6 +47,28 @@ double cli_memcpy_seconds(size_t n, int reps)
     return best;
 }
 
+int cli_bench_options(const char *name, int argc, char **argv, int64_t *rows, int64_t *cols,
+                      int *reps)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+            *rows = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--cols") == 0 && i + 1 < argc)
+            *cols = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            *reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: llmq bench %s [--rows R] [--cols C] [--reps N]\n", name);
+            return 2;
+        }
+    }
+    if (*rows < 1 || *cols < 1 || *reps < 1) {
+        fprintf(stderr, "llmq bench %s: rows, cols and reps must be >= 1\n", name);
+        return 2;
+    }
+    return 0;
+}
+
 static uint64_t rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));

@@ -58,22 +58,8 @@ static int bench_quantize(int argc, char **argv)
 {
     int64_t rows = 4096, cols = 4096;
     int reps = 5;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
-            rows = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--cols") == 0 && i + 1 < argc)
-            cols = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: llmq bench quantize [--rows R] [--cols C] [--reps N]\n");
-            return 2;
-        }
-    }
-    if (rows < 1 || cols < 1 || reps < 1) {
-        fprintf(stderr, "llmq bench quantize: rows, cols and reps must be >= 1\n");
+    if (cli_bench_options("quantize", argc, argv, &rows, &cols, &reps) != 0)
         return 2;
-    }
     llmq_context *ctx = NULL;
     llmq_status st = llmq_context_create(&ctx, NULL);
     if (st != LLMQ_OK) {

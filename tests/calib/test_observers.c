@@ -567,45 +567,15 @@ static void half_inputs_and_determinism(void **state)
     llmq_context_destroy(ctx);
 }
 
-/* An allocator that counts live and peak bytes. */
-typedef struct byte_counter {
-    size_t live, peak;
-} byte_counter;
-
-static void *count_alloc(void *user, size_t size, size_t alignment)
-{
-    byte_counter *c = user;
-    assert_true(alignment <= 64);
-    void *p = NULL;
-    if (posix_memalign(&p, 64, size + 64) != 0)
-        return NULL;
-    memcpy(p, &size, sizeof size);
-    c->live += size;
-    c->peak = c->live > c->peak ? c->live : c->peak;
-    return (char *)p + 64;
-}
-
-static void count_free(void *user, void *ptr)
-{
-    byte_counter *c = user;
-    if (ptr == NULL)
-        return;
-    char *base = (char *)ptr - 64;
-    size_t size;
-    memcpy(&size, base, sizeof size);
-    c->live -= size;
-    free(base);
-}
-
 /* 10,000 batches through every observer, per tensor and per channel, with ranges that grow
  * now and then: after the first batch, neither the live nor the peak bytes move. */
 static void memory_bounded_over_10000_batches(void **state)
 {
     (void)state;
-    byte_counter bc = {0, 0};
+    test_allocator bc = {.fail_at = -1};
     llmq_context_options o;
     ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
-    o.allocator = (llmq_allocator){count_alloc, count_free, &bc};
+    o.allocator = test_allocator_of(&bc);
     llmq_context *ctx = NULL;
     ASSERT_OK(ctx, llmq_context_create_with_options(&ctx, &o));
     float data[64];
@@ -626,18 +596,19 @@ static void memory_bounded_over_10000_batches(void **state)
                     data[i] = gain * test_rng_range(&rng, -1.0f, 1.0f);
                 ASSERT_OK(ctx, llmq_quantizer_observe(ctx, q, x));
                 if (b == 0) {
-                    live = bc.live;
-                    peak = bc.peak;
+                    live = bc.live_bytes;
+                    peak = bc.peak_bytes;
                 }
             }
-            assert_int_equal(bc.live, live);
-            assert_int_equal(bc.peak, peak);
+            assert_int_equal(bc.live_bytes, live);
+            assert_int_equal(bc.peak_bytes, peak);
             ASSERT_OK(ctx, llmq_quantizer_finalize(ctx, q));
             llmq_quantizer_destroy(q);
         }
     }
     llmq_tensor_destroy(x);
     llmq_context_destroy(ctx);
+    assert_int_equal(bc.live_bytes, 0);
     assert_int_equal(bc.live, 0);
 }
 

@@ -325,30 +325,6 @@ static void static_matches_dynamic_on_the_calibration_batch(void **state)
     llmq_context_destroy(ctx);
 }
 
-typedef struct failing_allocator {
-    long live, total, fail_at;
-} failing_allocator;
-
-static void *fail_alloc(void *user, size_t size, size_t alignment)
-{
-    failing_allocator *a = user;
-    if (a->total++ == a->fail_at)
-        return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, alignment, size) != 0)
-        return NULL;
-    a->live++;
-    return p;
-}
-
-static void fail_free(void *user, void *ptr)
-{
-    failing_allocator *a = user;
-    if (ptr != NULL)
-        a->live--;
-    free(ptr);
-}
-
 /* Fail allocation n for n = 0, 1, ... through create, observe, finalize, apply and quantize:
  * each failure is LLMQ_ERR_OUT_OF_MEMORY, nothing leaks, the quantizer stays usable. */
 static void out_of_memory_torture(void **state)
@@ -357,10 +333,10 @@ static void out_of_memory_torture(void **state)
     for (llmq_observer obs = LLMQ_OBSERVER_MINMAX; obs <= LLMQ_OBSERVER_MSE; obs++) {
         int succeeded = 0;
         for (long n = 0; n < 200 && !succeeded; n++) {
-            failing_allocator fa = {0, 0, n};
+            test_allocator fa = {.fail_at = n};
             llmq_context_options o;
             ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
-            o.allocator = (llmq_allocator){fail_alloc, fail_free, &fa};
+            o.allocator = test_allocator_of(&fa);
             llmq_context *ctx = NULL;
             llmq_scheme *s = NULL;
             llmq_quantizer *q = NULL;
