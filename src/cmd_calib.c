@@ -41,41 +41,33 @@ enum { CALIB_BATCHES = 8, EVAL_BATCHES = 8, ROWS = 64, COLS = 512 };
 /* Run one method at one dtype: calibrate on batches 0..7 (static), then quantize and
  * dequantize batches 1000..1007 and return the SQNR over all of them. */
 static llmq_status run_method(llmq_context *ctx, const method *m, llmq_dtype dtype,
-                              const source *src, int64_t rows, int64_t cols, float *x,
-                              float *back, double *sqnr)
+                              const source *src, int64_t rows, int64_t cols, float *x, float *back,
+                              double *sqnr)
 {
     const int64_t shape[2] = {rows, cols};
     llmq_scheme *s = NULL;
     llmq_quantizer *q = NULL;
     llmq_tensor *xt = NULL, *bt = NULL, *codes = NULL;
     llmq_status st = llmq_scheme_create(ctx, dtype, &s);
-    if (st == LLMQ_OK)
-        st = llmq_scheme_set_granularity(s, m->granularity);
-    if (st == LLMQ_OK)
-        st = llmq_scheme_set_axis(s, -1);
-    if (st == LLMQ_OK)
-        st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, x, 0, &xt);
-    if (st == LLMQ_OK)
-        st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, back, 0, &bt);
-    if (st == LLMQ_OK)
-        st = llmq_tensor_create_quantized(ctx, s, 2, shape, &codes);
+    if (st == LLMQ_OK) st = llmq_scheme_set_granularity(s, m->granularity);
+    if (st == LLMQ_OK) st = llmq_scheme_set_axis(s, -1);
+    if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, x, 0, &xt);
+    if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, back, 0, &bt);
+    if (st == LLMQ_OK) st = llmq_tensor_create_quantized(ctx, s, 2, shape, &codes);
     if (st == LLMQ_OK && !m->dynamic) {
         st = llmq_quantizer_create(ctx, s, m->observer, &q);
         for (uint64_t b = 0; b < CALIB_BATCHES && st == LLMQ_OK; b++) {
             src->fill(src, x, rows, cols, b);
             st = llmq_quantizer_observe(ctx, q, xt);
         }
-        if (st == LLMQ_OK)
-            st = llmq_quantizer_finalize(ctx, q);
-        if (st == LLMQ_OK)
-            st = llmq_quantizer_apply(ctx, q, codes);
+        if (st == LLMQ_OK) st = llmq_quantizer_finalize(ctx, q);
+        if (st == LLMQ_OK) st = llmq_quantizer_apply(ctx, q, codes);
     }
     double signal = 0.0, noise = 0.0;
     for (uint64_t b = 0; b < EVAL_BATCHES && st == LLMQ_OK; b++) {
         src->fill(src, x, rows, cols, 1000 + b); /* held out: never observed */
         st = m->dynamic ? llmq_quantize_dynamic(ctx, xt, codes) : llmq_quantize(ctx, xt, codes);
-        if (st == LLMQ_OK)
-            st = llmq_dequantize(ctx, codes, bt);
+        if (st == LLMQ_OK) st = llmq_dequantize(ctx, codes, bt);
         for (int64_t i = 0; st == LLMQ_OK && i < rows * cols; i++) {
             const double d = (double)x[i] - (double)back[i];
             signal += (double)x[i] * x[i];
@@ -116,8 +108,7 @@ static void fill_outliers(const source *s, float *x, int64_t rows, int64_t cols,
     cli_rng_seed(&r, s->seed * 7919 + index);
     for (int64_t i = 0; i < rows * cols; i++) {
         x[i] = (float)cli_rng_normal(&r);
-        if (cli_rng_uniform(&r) < 0.001)
-            x[i] *= 50.0f;
+        if (cli_rng_uniform(&r) < 0.001) x[i] *= 50.0f;
     }
 }
 
@@ -137,8 +128,7 @@ static llmq_status table_row(llmq_context *ctx, const method *m, const source *s
         for (int d = 0; d < 2; d++) {
             double sqnr;
             const llmq_status st = run_method(ctx, m, dts[d], &srcs[k], rows, cols, x, back, &sqnr);
-            if (st != LLMQ_OK)
-                return st;
+            if (st != LLMQ_OK) return st;
             printf(markdown ? " %.2f |" : " %9.2f", sqnr);
         }
     }
@@ -240,12 +230,9 @@ static llmq_status time_observe(llmq_context *ctx, const observe_case *c, const 
     llmq_scheme *s = NULL;
     llmq_quantizer *q = NULL;
     llmq_status st = llmq_scheme_create(ctx, LLMQ_DTYPE_S8, &s);
-    if (st == LLMQ_OK)
-        st = llmq_scheme_set_granularity(s, c->granularity);
-    if (st == LLMQ_OK)
-        st = llmq_quantizer_create(ctx, s, c->observer, &q);
-    if (st == LLMQ_OK)
-        st = llmq_quantizer_observe(ctx, q, x);
+    if (st == LLMQ_OK) st = llmq_scheme_set_granularity(s, c->granularity);
+    if (st == LLMQ_OK) st = llmq_quantizer_create(ctx, s, c->observer, &q);
+    if (st == LLMQ_OK) st = llmq_quantizer_observe(ctx, q, x);
     *seconds = 1e30;
     for (int i = 0; i < reps && st == LLMQ_OK; i++) {
         const double t0 = cli_now();
@@ -262,14 +249,12 @@ int cli_bench_observe(int argc, char **argv)
 {
     int64_t rows = 4096, cols = 4096;
     int reps = 5;
-    if (cli_bench_options("observe", argc, argv, &rows, &cols, &reps) != 0)
-        return 2;
+    if (cli_bench_options("observe", argc, argv, &rows, &cols, &reps) != 0) return 2;
     llmq_context *ctx = NULL;
     llmq_status st = llmq_context_create(&ctx, NULL);
     const int64_t shape[2] = {rows, cols};
     llmq_tensor *x = NULL;
-    if (st == LLMQ_OK)
-        st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &x);
+    if (st == LLMQ_OK) st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &x);
     if (st != LLMQ_OK) {
         const int rc = cli_fail(ctx, "setup", st);
         llmq_context_destroy(ctx);
@@ -278,8 +263,8 @@ int cli_bench_observe(int argc, char **argv)
     synth_weights(llmq_tensor_data(x), rows, cols, 7);
     const size_t bytes = (size_t)(rows * cols) * sizeof(float);
     const double mc_gbs = (double)bytes / cli_memcpy_seconds(bytes, reps) / 1e9;
-    printf("llmq bench observe: %lldx%lld f32 per batch, best of %d, backend %s\n",
-           (long long)rows, (long long)cols, reps, llmq_context_backend_name(ctx));
+    printf("llmq bench observe: %lldx%lld f32 per batch, best of %d, backend %s\n", (long long)rows,
+           (long long)cols, reps, llmq_context_backend_name(ctx));
     printf("%-30s %10s %16s %10s\n", "observer", "GB/s", "peer", "ratio");
     for (size_t i = 0; i < sizeof observe_cases / sizeof observe_cases[0]; i++) {
         double s;

@@ -62,8 +62,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_set(llmq_context *ctx, llmq_qtab
  * @since 0.2
  */
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_get(llmq_context *ctx, const llmq_qtable *table,
-                                                    const char *name,
-                                                    const llmq_scheme **scheme,
+                                                    const char *name, const llmq_scheme **scheme,
                                                     const llmq_tensor **scale,
                                                     const llmq_tensor **zero_point);
 
@@ -75,8 +74,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_get(llmq_context *ctx, const llm
  * @thread ctx-exclusive, exclusive on dst
  * @since 0.2
  */
-LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_apply(llmq_context *ctx,
-                                                      const llmq_qtable *table,
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_apply(llmq_context *ctx, const llmq_qtable *table,
                                                       const char *name, llmq_tensor *dst);
 
 /** Number of entries (0 for NULL). @thread read-shared @since 0.2 */
@@ -95,8 +93,7 @@ LLMQ_API const char *llmq_qtable_name_at(const llmq_qtable *table, int64_t index
  * @thread ctx-exclusive (read-shared on table)
  * @since 0.2
  */
-LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_save(llmq_context *ctx,
-                                                     const llmq_qtable *table,
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table,
                                                      const char *path);
 
 /**

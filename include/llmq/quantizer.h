@@ -80,8 +80,8 @@ LLMQ_API const char *llmq_observer_name(llmq_observer observer);
  * @since 0.2
  */
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_observer_param_bounds(llmq_observer observer,
-                                                               llmq_observer_param key,
-                                                               double *min, double *max);
+                                                               llmq_observer_param key, double *min,
+                                                               double *max);
 
 /**
  * Create a quantizer that calibrates the parameters of @p scheme with @p observer.
@@ -112,8 +112,7 @@ LLMQ_API void llmq_quantizer_destroy(llmq_quantizer *q);
  * @since 0.2
  */
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_set_param(llmq_quantizer *q,
-                                                             llmq_observer_param key,
-                                                             double value);
+                                                             llmq_observer_param key, double value);
 
 /**
  * Read a setting of the quantizer's observer.
@@ -141,8 +140,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_get_param(const llmq_quantize
  * @thread ctx-exclusive, exclusive on q
  * @since 0.2
  */
-LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_observe(llmq_context *ctx,
-                                                           llmq_quantizer *q,
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q,
                                                            const llmq_tensor *x);
 
 /**
@@ -155,8 +153,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_observe(llmq_context *ctx,
  * @thread ctx-exclusive, exclusive on q
  * @since 0.2
  */
-LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_finalize(llmq_context *ctx,
-                                                            llmq_quantizer *q);
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_finalize(llmq_context *ctx, llmq_quantizer *q);
 
 /**
  * Bind the finalized scheme and parameters to the quantized tensor @p dst (as
@@ -170,8 +167,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_finalize(llmq_context *ctx,
  * @thread ctx-exclusive, exclusive on dst
  * @since 0.2
  */
-LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_apply(llmq_context *ctx,
-                                                         const llmq_quantizer *q,
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_quantizer_apply(llmq_context *ctx, const llmq_quantizer *q,
                                                          llmq_tensor *dst);
 
 /** Scheme of @p q (its own copy), or NULL. @thread read-shared @since 0.2 */

@@ -95,8 +95,8 @@ struct llmq_quantizer {
 
 /* Clipping range of parameter p from the observer's statistics (before finalize frees them).
  * work: LLMQ_CLIP_WORK(bins) doubles. May run backend jobs (MSE). */
-llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t p,
-                               double *work, float *lo, float *hi);
+llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t p, double *work,
+                               float *lo, float *hi);
 
 /* ---- binding parameters to a tensor -------------------------------------------------------- */
 

@@ -24,8 +24,7 @@ bool llmq_hist_init(llmq_context *ctx, llmq_hist *h, int64_t count, int64_t bins
     h->lo = llmq_mem_alloc(ctx, 4 * n * sizeof(float));
     h->counts = llmq_mem_calloc(ctx, cells * (size_t)h->copies * sizeof(uint64_t));
     h->tmp = llmq_mem_alloc(ctx, (size_t)bins * sizeof(double));
-    if (growth == LLMQ_HIST_PYTORCH)
-        h->acc = llmq_mem_calloc(ctx, cells * sizeof(double));
+    if (growth == LLMQ_HIST_PYTORCH) h->acc = llmq_mem_calloc(ctx, cells * sizeof(double));
     if (h->lo == NULL || h->counts == NULL || h->tmp == NULL ||
         (growth == LLMQ_HIST_PYTORCH && h->acc == NULL)) {
         llmq_hist_free(ctx, h);
@@ -102,8 +101,7 @@ static void move_point_mass(llmq_hist *h, int64_t p, float v)
     }
     const int64_t b = bin_of(h, v, h->lo[p], h->hi[p]);
     c[b] = n;
-    if (acc != NULL)
-        acc[b] = f;
+    if (acc != NULL) acc[b] = f;
 }
 
 /* float32 torch.linspace(start, end, steps): the first half counts up from start, the second
@@ -120,8 +118,7 @@ static linspace linspace_make(float start, float end, int64_t steps)
 
 static float linspace_at(const linspace *l, int64_t idx)
 {
-    if (idx < l->steps / 2)
-        return l->start + l->step * (float)idx;
+    if (idx < l->steps / 2) return l->start + l->step * (float)idx;
     return l->end - l->step * (float)(l->steps - idx - 1);
 }
 
@@ -163,11 +160,9 @@ static void grow_doubling(llmq_hist *h, int64_t p, float a, float b)
         w2 = ldexp(w, k);
         const double need = lo > a ? ceil((lo - a) / w2) : 0.0;
         const int64_t last_old = k < 62 ? (n - 1) >> k : 0;
-        if (need + (double)last_old > (double)(n - 1))
-            continue;
+        if (need + (double)last_old > (double)(n - 1)) continue;
         s = (int64_t)need;
-        if (lo - (double)s * w2 + (double)n * w2 >= b)
-            break;
+        if (lo - (double)s * w2 + (double)n * w2 >= b) break;
     }
     uint64_t *c = fold_copies(h, p);
     uint64_t *merged = (uint64_t *)h->tmp; /* same size as a row of doubles */
@@ -190,8 +185,7 @@ void llmq_hist_cover(llmq_hist *h, int64_t p, float a, float b)
         return;
     }
     const float na = a < omin ? a : omin, nb = b > omax ? b : omax;
-    if (na == omin && nb == omax)
-        return;
+    if (na == omin && nb == omax) return;
     h->vmin[p] = na;
     h->vmax[p] = nb;
     if (omin == omax) {

@@ -13,8 +13,7 @@ double llmq_hist_quantile(const double *row, int64_t bins, double lo, double hi,
     double cum = 0.0;
     int64_t last = -1;
     for (int64_t b = 0; b < bins; b++) {
-        if (!(row[b] > 0.0))
-            continue;
+        if (!(row[b] > 0.0)) continue;
         last = b;
         if (cum + row[b] >= k) {
             /* the values of a bin are taken as evenly spread: the j-th of h sits at
@@ -59,8 +58,7 @@ static double kl_candidate(const double *h, const double *c, const double *z, co
             nz = z[i - 1] - z[b0] + (last > 0.0 ? 1.0 : 0.0);
             mass += outliers;
         }
-        if (!(mass > 0.0))
-            continue;
+        if (!(mass > 0.0)) continue;
         if (!(s > 0.0)) {
             s = ENTROPY_EPS * nz;
             kept += s;
@@ -86,8 +84,7 @@ int64_t llmq_entropy_search(const double *row, int64_t bins, int64_t levels, dou
     double best_kl = INFINITY;
     for (int64_t i = levels; i < bins; i++) {
         const double d = kl_candidate(row, c, z, hl, bins, i, levels);
-        if (kl != NULL)
-            kl[i] = d;
+        if (kl != NULL) kl[i] = d;
         /* ties (to rounding) go to the smaller threshold */
         if (d < best_kl - 1e-12) {
             best_kl = d;
@@ -103,14 +100,12 @@ double llmq_l2_error(const double *row, int64_t bins, float min, float max, int6
     /* PyTorch evaluates these in float32 tensors and sums them in float32; double here */
     const double bin_width = ((double)max - (double)min) / (double)bins;
     const double dst_width = bin_width * (double)(end_bin - start_bin + 1) / (double)dst_nbins;
-    if (dst_width == 0.0)
-        return 0.0;
+    if (dst_width == 0.0) return 0.0;
     const double half = dst_width / 2.0, top = (double)(dst_nbins - 1);
     const double full = (half * half * half + half * half * half) / 3.0;
     double norm = 0.0;
     for (int64_t k = 0; k < bins; k++) {
-        if (row[k] == 0.0)
-            continue;
+        if (row[k] == 0.0) continue;
         const double density = row[k] / bin_width;
         const double begin = (double)(k - start_bin) * bin_width, end = begin + bin_width;
         double db = floor(begin / dst_width), de = floor(end / dst_width);
@@ -155,11 +150,9 @@ void llmq_l2_search(const double *row, int64_t bins, float min, float max, int64
             next_end = r;
             beta = next_beta;
         }
-        if (next_start == start_bin && next_end == end_bin)
-            continue;
+        if (next_start == start_bin && next_end == end_bin) continue;
         const double norm = llmq_l2_error(row, bins, min, max, dst_nbins, next_start, next_end);
-        if (norm > norm_min)
-            break;
+        if (norm > norm_min) break;
         norm_min = norm;
         start_bin = next_start;
         end_bin = next_end;
@@ -242,29 +235,25 @@ static int64_t entropy_levels(const llmq_quantizer *q, int64_t p)
 {
     const int bits = (int)llmq_dtype_bits(q->scheme.dtype);
     const bool one_sided = q->lo[p] >= 0.0f || q->hi[p] <= 0.0f;
-    if (q->scheme.symmetry == LLMQ_SYMMETRY_ASYMMETRIC && one_sided)
-        return (int64_t)1 << bits;
+    if (q->scheme.symmetry == LLMQ_SYMMETRY_ASYMMETRIC && one_sided) return (int64_t)1 << bits;
     return (int64_t)1 << (bits - 1);
 }
 
-llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t p,
-                               double *work, float *lo, float *hi)
+llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t p, double *work,
+                               float *lo, float *hi)
 {
     *lo = q->lo[p];
     *hi = q->hi[p];
-    if (!q->has_hist)
-        return LLMQ_OK; /* MINMAX, MOVING_AVERAGE: the statistics are the range */
+    if (!q->has_hist) return LLMQ_OK; /* MINMAX, MOVING_AVERAGE: the statistics are the range */
     const llmq_hist *h = &q->hist;
-    if (h->vmin[p] == h->vmax[p])
-        return LLMQ_OK; /* one value (or all zero): nothing to clip */
+    if (h->vmin[p] == h->vmax[p]) return LLMQ_OK; /* one value (or all zero): nothing to clip */
     const int64_t bins = h->bins;
     double *row = work;
     llmq_hist_row(h, p, row);
-    if (q->observer == LLMQ_OBSERVER_MSE)
-        return mse_clip(ctx, q, p, row, lo, hi);
+    if (q->observer == LLMQ_OBSERVER_MSE) return mse_clip(ctx, q, p, row, lo, hi);
     if (q->observer == LLMQ_OBSERVER_HISTOGRAM_L2) {
-        llmq_l2_search(row, bins, h->lo[p], h->hi[p], (int64_t)1 << llmq_dtype_bits(q->scheme.dtype),
-                       row + bins, lo, hi);
+        llmq_l2_search(row, bins, h->lo[p], h->hi[p],
+                       (int64_t)1 << llmq_dtype_bits(q->scheme.dtype), row + bins, lo, hi);
         return LLMQ_OK;
     }
     double total = 0.0;
@@ -273,8 +262,7 @@ llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64
     if (q->observer == LLMQ_OBSERVER_PERCENTILE) {
         /* values clipped per tail: floor((1 - p/100) n), with slack for the decimal p */
         const double clip = floor((100.0 - q->percentile) / 100.0 * total + 1e-6);
-        if (clip < 1.0)
-            return LLMQ_OK;
+        if (clip < 1.0) return LLMQ_OK;
         const float top = (float)llmq_hist_quantile(row, bins, h->lo[p], h->hi[p], total - clip);
         if (h->absolute) {
             const float t = top < h->vmax[p] ? top : h->vmax[p];
@@ -285,8 +273,7 @@ llmq_status llmq_observer_clip(llmq_context *ctx, const llmq_quantizer *q, int64
                 (float)llmq_hist_quantile(row, bins, h->lo[p], h->hi[p], clip + 1.0);
             *lo = bottom > *lo ? bottom : *lo;
             *hi = top < *hi ? top : *hi;
-            if (*lo > *hi)
-                *lo = *hi;
+            if (*lo > *hi) *lo = *hi;
         }
         return LLMQ_OK;
     }

@@ -16,8 +16,7 @@ llmq_status llmq_qtable_create(llmq_context *ctx, llmq_qtable **out)
     LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a table pointer");
     *out = NULL;
     llmq_qtable *t = llmq_mem_calloc(ctx, sizeof *t);
-    if (t == NULL)
-        return llmq_fail_oom(ctx, __func__, "table", sizeof *t);
+    if (t == NULL) return llmq_fail_oom(ctx, __func__, "table", sizeof *t);
     t->ctx = ctx;
     *out = t;
     return LLMQ_OK;
@@ -32,8 +31,7 @@ static void entry_free(llmq_context *ctx, llmq_qtable_entry *e)
 
 void llmq_qtable_destroy(llmq_qtable *table)
 {
-    if (table == NULL)
-        return;
+    if (table == NULL) return;
     for (int64_t i = 0; i < table->count; i++)
         entry_free(table->ctx, &table->entries[i]);
     llmq_mem_free(table->ctx, table->entries);
@@ -43,8 +41,7 @@ void llmq_qtable_destroy(llmq_qtable *table)
 int64_t llmq_qtable_find(const llmq_qtable *table, const char *name)
 {
     for (int64_t i = 0; i < table->count; i++)
-        if (strcmp(table->entries[i].name, name) == 0)
-            return i;
+        if (strcmp(table->entries[i].name, name) == 0) return i;
     return -1;
 }
 
@@ -72,12 +69,10 @@ static bool utf8_valid(const unsigned char *s)
     while (*s) {
         const unsigned c = *s;
         int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-        if (n < 0 || (n == 1 && c < 0xc2) || c > 0xf4)
-            return false;
+        if (n < 0 || (n == 1 && c < 0xc2) || c > 0xf4) return false;
         unsigned cp = n == 0 ? c : c & (0x3fu >> n);
         for (int i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return false;
+            if ((s[i] & 0xc0) != 0x80) return false;
             cp = cp << 6 | (s[i] & 0x3fu);
         }
         if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
@@ -89,10 +84,9 @@ static bool utf8_valid(const unsigned char *s)
 }
 
 /* LLMQ_REQUIRE on behalf of the public entry point fn. */
-#define REQUIRE_IN(cond, ...)                                                                  \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, __VA_ARGS__);                      \
+#define REQUIRE_IN(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, __VA_ARGS__);                 \
     } while (0)
 
 static llmq_status check_entry(llmq_context *ctx, const char *fn, const char *name,
@@ -101,20 +95,20 @@ static llmq_status check_entry(llmq_context *ctx, const char *fn, const char *na
 {
     REQUIRE_IN(name != NULL, "name=NULL: must be a string");
     const size_t len = strlen(name);
-    REQUIRE_IN(len > 0 && len <= LLMQ_QTABLE_NAME_MAX,
-                 "name=\"%.64s\": must be 1 to %d bytes long", name, LLMQ_QTABLE_NAME_MAX);
-    REQUIRE_IN(utf8_valid((const unsigned char *)name),
-                 "name=\"%.64s\": must be valid UTF-8", name);
+    REQUIRE_IN(len > 0 && len <= LLMQ_QTABLE_NAME_MAX, "name=\"%.64s\": must be 1 to %d bytes long",
+               name, LLMQ_QTABLE_NAME_MAX);
+    REQUIRE_IN(utf8_valid((const unsigned char *)name), "name=\"%.64s\": must be valid UTF-8",
+               name);
     REQUIRE_IN(scheme != NULL, "scheme=NULL: must be a scheme");
     REQUIRE_IN(scale != NULL && zp != NULL, "%s=NULL: must be a tensor",
-                 scale == NULL ? "scale" : "zero_point");
+               scale == NULL ? "scale" : "zero_point");
     REQUIRE_IN(scale->dtype == LLMQ_DTYPE_F32, "scale=%s tensor: must be f32",
-                 llmq_dtype_name(scale->dtype));
+               llmq_dtype_name(scale->dtype));
     REQUIRE_IN(zp->dtype == LLMQ_DTYPE_S32, "zero_point=%s tensor: must be s32",
-                 llmq_dtype_name(zp->dtype));
+               llmq_dtype_name(zp->dtype));
     char a[96], b[96];
     REQUIRE_IN(llmq_tensor_same_shape(scale, zp), "zero_point=%s: shape differs from scale=%s",
-                 llmq_shape_str(zp, a, sizeof a), llmq_shape_str(scale, b, sizeof b));
+               llmq_shape_str(zp, a, sizeof a), llmq_shape_str(scale, b, sizeof b));
     const char *why = llmq_qtable_shape_problem(scheme->granularity, scale->ndim, scale->shape);
     REQUIRE_IN(why == NULL, "scale=%s: %s", llmq_shape_str(scale, a, sizeof a), why);
     const llmq_qgrid g = llmq_scheme_grid(scheme);
@@ -124,10 +118,10 @@ static llmq_status check_entry(llmq_context *ctx, const char *fn, const char *na
         for (int64_t c = 0; c < scale->cols; c++) {
             const long long i = (long long)(r * scale->cols + c);
             REQUIRE_IN(llmq_qtable_scale_problem(s[c]) == NULL, "scale[%lld]=%g: %s", i,
-                         (double)s[c], llmq_qtable_scale_problem(s[c]));
+                       (double)s[c], llmq_qtable_scale_problem(s[c]));
             REQUIRE_IN(z[c] >= g.qmin && z[c] <= g.qmax,
-                         "zero_point[%lld]=%d: outside the %s grid [%d, %d]", i, (int)z[c],
-                         llmq_dtype_name(scheme->dtype), (int)g.qmin, (int)g.qmax);
+                       "zero_point[%lld]=%d: outside the %s grid [%d, %d]", i, (int)z[c],
+                       llmq_dtype_name(scheme->dtype), (int)g.qmin, (int)g.qmax);
         }
     }
     return LLMQ_OK;
@@ -144,9 +138,9 @@ static llmq_status copy_params(llmq_context *ctx, const llmq_tensor *src, llmq_t
     return LLMQ_OK;
 }
 
-llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *table,
-                            const char *name, const llmq_scheme *scheme,
-                            const llmq_tensor *scale, const llmq_tensor *zero_point)
+llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *table, const char *name,
+                            const llmq_scheme *scheme, const llmq_tensor *scale,
+                            const llmq_tensor *zero_point)
 {
     LLMQ_TRY(check_entry(ctx, fn, name, scheme, scale, zero_point));
     llmq_context *mem = table->ctx;
@@ -155,10 +149,8 @@ llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *tabl
         const int64_t cap = table->capacity ? 2 * table->capacity : 8;
         const size_t bytes = (size_t)cap * sizeof *table->entries;
         llmq_qtable_entry *grown = llmq_mem_alloc(mem, bytes);
-        if (grown == NULL)
-            return llmq_fail_oom(ctx, fn, "entries", bytes);
-        if (table->count > 0)
-            memcpy(grown, table->entries, (size_t)table->count * sizeof *grown);
+        if (grown == NULL) return llmq_fail_oom(ctx, fn, "entries", bytes);
+        if (table->count > 0) memcpy(grown, table->entries, (size_t)table->count * sizeof *grown);
         llmq_mem_free(mem, table->entries);
         table->entries = grown;
         table->capacity = cap;
@@ -166,15 +158,11 @@ llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *tabl
     llmq_qtable_entry e = {0};
     const size_t len = strlen(name) + 1;
     llmq_status st = LLMQ_OK;
-    if ((e.name = llmq_mem_alloc(mem, len)) == NULL)
-        st = llmq_fail_oom(mem, fn, "name", len);
-    if (st == LLMQ_OK)
-        st = copy_params(mem, scale, &e.scale);
-    if (st == LLMQ_OK)
-        st = copy_params(mem, zero_point, &e.zero_point);
+    if ((e.name = llmq_mem_alloc(mem, len)) == NULL) st = llmq_fail_oom(mem, fn, "name", len);
+    if (st == LLMQ_OK) st = copy_params(mem, scale, &e.scale);
+    if (st == LLMQ_OK) st = copy_params(mem, zero_point, &e.zero_point);
     if (st != LLMQ_OK) {
-        if (ctx != mem)
-            llmq_fail(ctx, st, fn, "%s", llmq_context_last_error(mem));
+        if (ctx != mem) llmq_fail(ctx, st, fn, "%s", llmq_context_last_error(mem));
         entry_free(mem, &e);
         return st;
     }
@@ -218,20 +206,14 @@ llmq_status llmq_qtable_get(llmq_context *ctx, const llmq_qtable *table, const c
                             const llmq_scheme **scheme, const llmq_tensor **scale,
                             const llmq_tensor **zero_point)
 {
-    if (scheme != NULL)
-        *scheme = NULL;
-    if (scale != NULL)
-        *scale = NULL;
-    if (zero_point != NULL)
-        *zero_point = NULL;
+    if (scheme != NULL) *scheme = NULL;
+    if (scale != NULL) *scale = NULL;
+    if (zero_point != NULL) *zero_point = NULL;
     const llmq_qtable_entry *e = NULL;
     LLMQ_TRY(lookup(ctx, __func__, table, name, &e));
-    if (scheme != NULL)
-        *scheme = &e->scheme;
-    if (scale != NULL)
-        *scale = e->scale;
-    if (zero_point != NULL)
-        *zero_point = e->zero_point;
+    if (scheme != NULL) *scheme = &e->scheme;
+    if (scale != NULL) *scale = e->scale;
+    if (zero_point != NULL) *zero_point = e->zero_point;
     return LLMQ_OK;
 }
 
@@ -251,7 +233,6 @@ int64_t llmq_qtable_count(const llmq_qtable *table)
 
 const char *llmq_qtable_name_at(const llmq_qtable *table, int64_t index)
 {
-    if (table == NULL || index < 0 || index >= table->count)
-        return NULL;
+    if (table == NULL || index < 0 || index >= table->count) return NULL;
     return table->entries[index].name;
 }

@@ -23,9 +23,9 @@ struct llmq_qtable {
 };
 
 /* Validate, copy and insert (or replace) an entry; messages are written by `fn`. */
-llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *table,
-                            const char *name, const llmq_scheme *scheme,
-                            const llmq_tensor *scale, const llmq_tensor *zero_point);
+llmq_status llmq_qtable_put(llmq_context *ctx, const char *fn, llmq_qtable *table, const char *name,
+                            const llmq_scheme *scheme, const llmq_tensor *scale,
+                            const llmq_tensor *zero_point);
 
 /* Index of the entry `name`, or -1. */
 int64_t llmq_qtable_find(const llmq_qtable *table, const char *name);

@@ -13,15 +13,18 @@
 #include "llmq/quantizer.h"
 
 static const char *const observer_names[] = {
-    [LLMQ_OBSERVER_MINMAX] = "minmax",         [LLMQ_OBSERVER_MOVING_AVERAGE] = "moving_average",
-    [LLMQ_OBSERVER_PERCENTILE] = "percentile", [LLMQ_OBSERVER_ENTROPY] = "entropy",
-    [LLMQ_OBSERVER_HISTOGRAM_L2] = "histogram_l2", [LLMQ_OBSERVER_MSE] = "mse",
+    [LLMQ_OBSERVER_MINMAX] = "minmax",
+    [LLMQ_OBSERVER_MOVING_AVERAGE] = "moving_average",
+    [LLMQ_OBSERVER_PERCENTILE] = "percentile",
+    [LLMQ_OBSERVER_ENTROPY] = "entropy",
+    [LLMQ_OBSERVER_HISTOGRAM_L2] = "histogram_l2",
+    [LLMQ_OBSERVER_MSE] = "mse",
 };
 
 #define N_OBSERVERS (sizeof observer_names / sizeof observer_names[0])
 #define BIT(o) (1u << (o))
-#define HISTOGRAM_OBSERVERS                                                                    \
-    (BIT(LLMQ_OBSERVER_PERCENTILE) | BIT(LLMQ_OBSERVER_ENTROPY) |                              \
+#define HISTOGRAM_OBSERVERS                                                                        \
+    (BIT(LLMQ_OBSERVER_PERCENTILE) | BIT(LLMQ_OBSERVER_ENTROPY) |                                  \
      BIT(LLMQ_OBSERVER_HISTOGRAM_L2) | BIT(LLMQ_OBSERVER_MSE))
 
 static const struct param_info {
@@ -53,11 +56,10 @@ static bool param_applies(llmq_observer observer, llmq_observer_param key)
            (param_info[key].observers & BIT(observer)) != 0;
 }
 
-llmq_status llmq_observer_param_bounds(llmq_observer observer, llmq_observer_param key,
-                                       double *min, double *max)
+llmq_status llmq_observer_param_bounds(llmq_observer observer, llmq_observer_param key, double *min,
+                                       double *max)
 {
-    if (min == NULL || max == NULL || !param_applies(observer, key))
-        return LLMQ_ERR_INVALID_ARG;
+    if (min == NULL || max == NULL || !param_applies(observer, key)) return LLMQ_ERR_INVALID_ARG;
     *min = param_info[key].min;
     *max = param_info[key].max;
     return LLMQ_OK;
@@ -83,8 +85,7 @@ llmq_status llmq_quantizer_create(llmq_context *ctx, const llmq_scheme *scheme,
     LLMQ_REQUIRE(ctx, scheme->granularity != LLMQ_GRANULARITY_PER_GROUP || scheme->group_size >= 1,
                  "scheme=per_group: group_size is unset (llmq_scheme_set_group_size)");
     llmq_quantizer *q = llmq_mem_calloc(ctx, sizeof *q);
-    if (q == NULL)
-        return llmq_fail_oom(ctx, __func__, "quantizer", sizeof *q);
+    if (q == NULL) return llmq_fail_oom(ctx, __func__, "quantizer", sizeof *q);
     q->ctx = ctx;
     q->scheme = *scheme;
     q->scheme.ctx = ctx;
@@ -102,15 +103,13 @@ static void free_statistics(llmq_quantizer *q)
 {
     llmq_mem_free(q->ctx, q->lo);
     q->lo = q->hi = q->blo = q->bhi = NULL;
-    if (q->has_hist)
-        llmq_hist_free(q->ctx, &q->hist);
+    if (q->has_hist) llmq_hist_free(q->ctx, &q->hist);
     q->has_hist = false;
 }
 
 void llmq_quantizer_destroy(llmq_quantizer *q)
 {
-    if (q == NULL)
-        return;
+    if (q == NULL) return;
     free_statistics(q);
     llmq_tensor_destroy(q->scale);
     llmq_tensor_destroy(q->zero_point);
@@ -120,8 +119,7 @@ void llmq_quantizer_destroy(llmq_quantizer *q)
 
 llmq_status llmq_quantizer_set_param(llmq_quantizer *q, llmq_observer_param key, double value)
 {
-    if (q == NULL)
-        return LLMQ_ERR_INVALID_ARG;
+    if (q == NULL) return LLMQ_ERR_INVALID_ARG;
     llmq_context *ctx = q->ctx;
     LLMQ_REQUIRE(ctx, (unsigned)key < N_PARAMS, "key=%d: unknown observer setting", (int)key);
     const struct param_info *info = &param_info[key];
@@ -141,11 +139,21 @@ llmq_status llmq_quantizer_set_param(llmq_quantizer *q, llmq_observer_param key,
                      value, llmq_dtype_name(q->scheme.dtype), codes);
     }
     switch (key) {
-    case LLMQ_OBSERVER_PARAM_MOMENTUM: q->momentum = value; break;
-    case LLMQ_OBSERVER_PARAM_PERCENTILE: q->percentile = value; break;
-    case LLMQ_OBSERVER_PARAM_BINS: q->bins = (int64_t)value; break;
-    case LLMQ_OBSERVER_PARAM_GRID: q->grid = (int64_t)value; break;
-    default: q->upsample = (int64_t)value; break;
+    case LLMQ_OBSERVER_PARAM_MOMENTUM:
+        q->momentum = value;
+        break;
+    case LLMQ_OBSERVER_PARAM_PERCENTILE:
+        q->percentile = value;
+        break;
+    case LLMQ_OBSERVER_PARAM_BINS:
+        q->bins = (int64_t)value;
+        break;
+    case LLMQ_OBSERVER_PARAM_GRID:
+        q->grid = (int64_t)value;
+        break;
+    default:
+        q->upsample = (int64_t)value;
+        break;
     }
     return LLMQ_OK;
 }
@@ -153,19 +161,28 @@ llmq_status llmq_quantizer_set_param(llmq_quantizer *q, llmq_observer_param key,
 llmq_status llmq_quantizer_get_param(const llmq_quantizer *q, llmq_observer_param key,
                                      double *value)
 {
-    if (q == NULL)
-        return LLMQ_ERR_INVALID_ARG;
+    if (q == NULL) return LLMQ_ERR_INVALID_ARG;
     llmq_context *ctx = q->ctx;
     LLMQ_REQUIRE(ctx, value != NULL, "value=NULL: must point to a double");
     LLMQ_REQUIRE(ctx, (unsigned)key < N_PARAMS, "key=%d: unknown observer setting", (int)key);
     LLMQ_REQUIRE(ctx, param_applies(q->observer, key), "key=%s: not a setting of the %s observer",
                  param_info[key].name, llmq_observer_name(q->observer));
     switch (key) {
-    case LLMQ_OBSERVER_PARAM_MOMENTUM: *value = q->momentum; break;
-    case LLMQ_OBSERVER_PARAM_PERCENTILE: *value = q->percentile; break;
-    case LLMQ_OBSERVER_PARAM_BINS: *value = (double)q->bins; break;
-    case LLMQ_OBSERVER_PARAM_GRID: *value = (double)q->grid; break;
-    default: *value = (double)q->upsample; break;
+    case LLMQ_OBSERVER_PARAM_MOMENTUM:
+        *value = q->momentum;
+        break;
+    case LLMQ_OBSERVER_PARAM_PERCENTILE:
+        *value = q->percentile;
+        break;
+    case LLMQ_OBSERVER_PARAM_BINS:
+        *value = (double)q->bins;
+        break;
+    case LLMQ_OBSERVER_PARAM_GRID:
+        *value = (double)q->grid;
+        break;
+    default:
+        *value = (double)q->upsample;
+        break;
     }
     return LLMQ_OK;
 }
@@ -185,8 +202,7 @@ static llmq_status alloc_statistics(llmq_context *ctx, const char *fn, llmq_quan
 {
     const size_t bytes = 4 * (size_t)count * sizeof(float);
     q->lo = llmq_mem_alloc(q->ctx, bytes);
-    if (q->lo == NULL)
-        return llmq_fail_oom(ctx, fn, "statistics", bytes);
+    if (q->lo == NULL) return llmq_fail_oom(ctx, fn, "statistics", bytes);
     q->hi = q->lo + count;
     q->blo = q->hi + count;
     q->bhi = q->blo + count;
@@ -194,11 +210,10 @@ static llmq_status alloc_statistics(llmq_context *ctx, const char *fn, llmq_quan
         q->lo[p] = INFINITY; /* lo > hi: nothing seen yet */
         q->hi[p] = -INFINITY;
     }
-    if (!uses_histogram(q->observer))
-        return LLMQ_OK;
-    const bool absolute = q->observer == LLMQ_OBSERVER_ENTROPY ||
-                          (q->observer == LLMQ_OBSERVER_PERCENTILE &&
-                           q->scheme.symmetry != LLMQ_SYMMETRY_ASYMMETRIC);
+    if (!uses_histogram(q->observer)) return LLMQ_OK;
+    const bool absolute =
+        q->observer == LLMQ_OBSERVER_ENTROPY ||
+        (q->observer == LLMQ_OBSERVER_PERCENTILE && q->scheme.symmetry != LLMQ_SYMMETRY_ASYMMETRIC);
     const llmq_hist_growth growth =
         q->observer == LLMQ_OBSERVER_HISTOGRAM_L2 ? LLMQ_HIST_PYTORCH : LLMQ_HIST_DOUBLING;
     const size_t per_bin = growth == LLMQ_HIST_PYTORCH ? 16 : 8;
@@ -215,10 +230,12 @@ static llmq_status alloc_statistics(llmq_context *ctx, const char *fn, llmq_quan
 static bool first_dim_free(const llmq_quantizer *q)
 {
     switch (q->scheme.granularity) {
-    case LLMQ_GRANULARITY_PER_TENSOR: return true;
+    case LLMQ_GRANULARITY_PER_TENSOR:
+        return true;
     case LLMQ_GRANULARITY_PER_CHANNEL:
         return (q->scheme.axis < 0 ? q->scheme.axis + q->ndim : q->scheme.axis) != 0;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -263,8 +280,7 @@ static void update_statistics(llmq_quantizer *q, int64_t count)
     const float c = (float)q->momentum;
     for (int64_t p = 0; p < count; p++) {
         const float a = q->blo[p], b = q->bhi[p];
-        if (a > b)
-            continue; /* no finite value of this parameter set in the batch */
+        if (a > b) continue; /* no finite value of this parameter set in the batch */
         if (q->observer == LLMQ_OBSERVER_MOVING_AVERAGE && q->lo[p] <= q->hi[p]) {
             /* PyTorch in float32: min + c * (batch_min - min), one rounding per operation
              * (separate statements, so that no compiler fuses them into an FMA) */
@@ -293,7 +309,8 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
     if (q->finalized)
         return llmq_fail(ctx, LLMQ_ERR_STATE, __func__,
                          "q=%s quantizer: already finalized; observe every batch before "
-                         "llmq_quantizer_finalize()", llmq_observer_name(q->observer));
+                         "llmq_quantizer_finalize()",
+                         llmq_observer_name(q->observer));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(x->dtype), "x=%s tensor: must be f32, f16 or bf16",
                  llmq_dtype_name(x->dtype));
     llmq_param_layout l;
@@ -320,8 +337,8 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
     LLMQ_TRY(st);
     update_statistics(q, l.count);
     if (q->has_hist) {
-        const llmq_hist_job hj = {q->hist.lo,       q->hist.hi,     q->hist.bins,
-                                  q->hist.copies,   q->hist.absolute, q->hist.counts};
+        const llmq_hist_job hj = {q->hist.lo,     q->hist.hi,       q->hist.bins,
+                                  q->hist.copies, q->hist.absolute, q->hist.counts};
         LLMQ_TRY(ctx->backend.ops->histogram(&ctx->backend, &job, &hj));
     }
     q->batches++;
@@ -332,12 +349,16 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
 static void param_name(const llmq_quantizer *q, int64_t p, char *buf, size_t size)
 {
     switch (q->scheme.granularity) {
-    case LLMQ_GRANULARITY_PER_CHANNEL: snprintf(buf, size, "channel %lld", (long long)p); break;
+    case LLMQ_GRANULARITY_PER_CHANNEL:
+        snprintf(buf, size, "channel %lld", (long long)p);
+        break;
     case LLMQ_GRANULARITY_PER_GROUP:
         snprintf(buf, size, "row %lld group %lld", (long long)(p / q->layout.shape[1]),
                  (long long)(p % q->layout.shape[1]));
         break;
-    default: snprintf(buf, size, "the tensor"); break;
+    default:
+        snprintf(buf, size, "the tensor");
+        break;
     }
 }
 
@@ -366,12 +387,11 @@ llmq_status llmq_quantizer_finalize(llmq_context *ctx, llmq_quantizer *q)
     double *work = NULL;
     const int64_t range_shape[2] = {count, 2};
     const size_t work_bytes = q->has_hist ? LLMQ_CLIP_WORK(q->bins) * sizeof(double) : 0;
-    llmq_status st = llmq_tensor_create(q->ctx, LLMQ_DTYPE_F32, q->layout.ndim,
-                                        q->layout.shape, &scale);
+    llmq_status st =
+        llmq_tensor_create(q->ctx, LLMQ_DTYPE_F32, q->layout.ndim, q->layout.shape, &scale);
     if (st == LLMQ_OK)
         st = llmq_tensor_create(q->ctx, LLMQ_DTYPE_S32, q->layout.ndim, q->layout.shape, &zp);
-    if (st == LLMQ_OK)
-        st = llmq_tensor_create(q->ctx, LLMQ_DTYPE_F32, 2, range_shape, &range);
+    if (st == LLMQ_OK) st = llmq_tensor_create(q->ctx, LLMQ_DTYPE_F32, 2, range_shape, &range);
     if (st == LLMQ_OK && work_bytes > 0 && (work = llmq_mem_alloc(q->ctx, work_bytes)) == NULL)
         st = llmq_fail_oom(q->ctx, __func__, "workspace", work_bytes);
     if (st != LLMQ_OK && ctx != q->ctx)

@@ -39,8 +39,7 @@ typedef struct c_locale {
 static bool c_locale_enter(c_locale *l)
 {
     l->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (l->c == (locale_t)0)
-        return false;
+    if (l->c == (locale_t)0) return false;
     l->old = uselocale(l->c);
     return true;
 }
@@ -57,8 +56,7 @@ static void format_float(float v, char *buf, size_t size)
 {
     for (int digits = 2; digits <= 9; digits++) {
         snprintf(buf, size, "%.*e", digits - 1, (double)v);
-        if (strtof(buf, NULL) == v)
-            return;
+        if (strtof(buf, NULL) == v) return;
     }
 }
 
@@ -71,17 +69,15 @@ typedef struct writer {
 
 static void emit(writer *w, yaml_event_t *ev)
 {
-    if (w->ok && !yaml_emitter_emit(&w->em, ev))
-        w->ok = false;
+    if (w->ok && !yaml_emitter_emit(&w->em, ev)) w->ok = false;
 }
 
 static void emit_scalar(writer *w, const char *value, yaml_scalar_style_t style)
 {
     yaml_event_t ev;
-    if (!w->ok)
-        return;
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)value, (int)strlen(value),
-                                      1, 1, style)) {
+    if (!w->ok) return;
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)value, (int)strlen(value), 1,
+                                      1, style)) {
         w->ok = false;
         return;
     }
@@ -104,16 +100,17 @@ static void emit_int_pair(writer *w, const char *key, long long value)
 static void emit_collection(writer *w, bool start, bool mapping, bool flow)
 {
     yaml_event_t ev;
-    if (!w->ok)
-        return;
+    if (!w->ok) return;
     int made;
     if (mapping)
-        made = start ? yaml_mapping_start_event_initialize(
-                           &ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE)
+        made = start ? yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+                                                           flow ? YAML_FLOW_MAPPING_STYLE
+                                                                : YAML_BLOCK_MAPPING_STYLE)
                      : yaml_mapping_end_event_initialize(&ev);
     else
-        made = start ? yaml_sequence_start_event_initialize(
-                           &ev, NULL, NULL, 1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE)
+        made = start ? yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                            flow ? YAML_FLOW_SEQUENCE_STYLE
+                                                                 : YAML_BLOCK_SEQUENCE_STYLE)
                      : yaml_sequence_end_event_initialize(&ev);
     if (!made) {
         w->ok = false;
@@ -131,8 +128,7 @@ static void emit_entry(writer *w, const llmq_qtable_entry *e)
     emit_pair(w, "dtype", llmq_dtype_name(s->dtype));
     emit_pair(w, "symmetry", symmetry_names[s->symmetry]);
     emit_pair(w, "granularity", granularity_names[s->granularity]);
-    if (s->granularity == LLMQ_GRANULARITY_PER_CHANNEL)
-        emit_int_pair(w, "axis", s->axis);
+    if (s->granularity == LLMQ_GRANULARITY_PER_CHANNEL) emit_int_pair(w, "axis", s->axis);
     if (s->granularity == LLMQ_GRANULARITY_PER_GROUP)
         emit_int_pair(w, "group_size", (long long)s->group_size);
     emit_pair(w, "rounding", rounding_names[s->rounding]);
@@ -198,8 +194,7 @@ static void emit_table(writer *w, const llmq_qtable *table)
         emit(w, &ev);
     else
         w->ok = false;
-    if (w->ok && !yaml_emitter_flush(&w->em))
-        w->ok = false;
+    if (w->ok && !yaml_emitter_flush(&w->em)) w->ok = false;
 }
 
 llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const char *path)
@@ -210,8 +205,7 @@ llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const 
                  path == NULL ? "NULL" : "\"\"");
     const size_t len = strlen(path) + 8;
     char *tmp = llmq_mem_alloc(ctx, len);
-    if (tmp == NULL)
-        return llmq_fail_oom(ctx, __func__, "path", len);
+    if (tmp == NULL) return llmq_fail_oom(ctx, __func__, "path", len);
     snprintf(tmp, len, "%s.XXXXXX", path);
     const int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -242,8 +236,7 @@ llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const 
             yaml_emitter_set_break(&w.em, YAML_LN_BREAK);
             emit_table(&w, table);
             c_locale_leave(&loc);
-            if (!w.ok)
-                st = w.em.error == YAML_MEMORY_ERROR ? LLMQ_ERR_OUT_OF_MEMORY : LLMQ_ERR_IO;
+            if (!w.ok) st = w.em.error == YAML_MEMORY_ERROR ? LLMQ_ERR_OUT_OF_MEMORY : LLMQ_ERR_IO;
             err = errno;
         }
         yaml_emitter_delete(&w.em);
@@ -260,8 +253,7 @@ llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const 
         err = errno;
         st = LLMQ_ERR_IO;
     }
-    if (st != LLMQ_OK)
-        unlink(tmp);
+    if (st != LLMQ_OK) unlink(tmp);
     llmq_mem_free(ctx, tmp);
     if (st == LLMQ_ERR_OUT_OF_MEMORY)
         return llmq_fail(ctx, st, __func__, "path=%s: out of memory while writing", path);
@@ -297,18 +289,21 @@ static llmq_status bad(const loader *L, yaml_mark_t mark, const char *key, const
 static const char *node_kind(const yaml_node_t *n)
 {
     switch (n->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a sequence";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a sequence";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
     }
 }
 
 static llmq_status expect(const loader *L, const yaml_node_t *n, yaml_node_type_t type,
                           const char *key)
 {
-    if (n->type == type)
-        return LLMQ_OK;
+    if (n->type == type) return LLMQ_OK;
     const char *want = type == YAML_SCALAR_NODE     ? "a scalar"
                        : type == YAML_SEQUENCE_NODE ? "a sequence"
                                                     : "a mapping";
@@ -340,8 +335,7 @@ static llmq_status mapping_keys(const loader *L, const yaml_node_t *map, const c
             for (int j = 0; j < nkeys; j++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "",
                          keys[j]);
-            return bad(L, kn->start_mark, text(kn), "unknown key in %s (expected %s)", where,
-                       list);
+            return bad(L, kn->start_mark, text(kn), "unknown key in %s (expected %s)", where, list);
         }
         if (values[k] != NULL)
             return bad(L, kn->start_mark, text(kn), "duplicate key in %s (first at line %zu)",
@@ -352,8 +346,8 @@ static llmq_status mapping_keys(const loader *L, const yaml_node_t *map, const c
     return LLMQ_OK;
 }
 
-static llmq_status parse_int(const loader *L, const yaml_node_t *n, const char *key,
-                             long long min, long long max, long long *out)
+static llmq_status parse_int(const loader *L, const yaml_node_t *n, const char *key, long long min,
+                             long long max, long long *out)
 {
     LLMQ_TRY(expect(L, n, YAML_SCALAR_NODE, key));
     const char *s = text(n);
@@ -380,8 +374,7 @@ static llmq_status parse_name(const loader *L, const yaml_node_t *n, const char 
     }
     char list[160] = "";
     for (int j = 0; j < count; j++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "",
-                 names[j]);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "", names[j]);
     return bad(L, n->start_mark, key, "\"%.40s\" is not one of %s", text(n), list);
 }
 
@@ -394,19 +387,31 @@ static llmq_status parse_dtype(const loader *L, const yaml_node_t *n, llmq_dtype
     return LLMQ_OK;
 }
 
-enum entry_key { K_DTYPE, K_SYMMETRY, K_GRANULARITY, K_AXIS, K_GROUP_SIZE, K_ROUNDING,
-                 K_NUMERICS, K_SEED, K_SHAPE, K_SCALE, K_ZERO_POINT, K_COUNT };
-static const char *const entry_keys[K_COUNT] = {
-    "dtype",    "symmetry", "granularity", "axis",  "group_size", "rounding",
-    "numerics", "seed",     "shape",       "scale", "zero_point"};
+enum entry_key {
+    K_DTYPE,
+    K_SYMMETRY,
+    K_GRANULARITY,
+    K_AXIS,
+    K_GROUP_SIZE,
+    K_ROUNDING,
+    K_NUMERICS,
+    K_SEED,
+    K_SHAPE,
+    K_SCALE,
+    K_ZERO_POINT,
+    K_COUNT
+};
+static const char *const entry_keys[K_COUNT] = {"dtype",      "symmetry", "granularity", "axis",
+                                                "group_size", "rounding", "numerics",    "seed",
+                                                "shape",      "scale",    "zero_point"};
 
 static llmq_status parse_scheme(const loader *L, yaml_node_t *const *v, const yaml_node_t *entry,
                                 llmq_scheme *s)
 {
     memset(s, 0, sizeof *s);
     s->ctx = L->ctx;
-    static const enum entry_key required[] = {K_DTYPE, K_SYMMETRY, K_GRANULARITY, K_SHAPE,
-                                              K_SCALE, K_ZERO_POINT};
+    static const enum entry_key required[] = {K_DTYPE, K_SYMMETRY, K_GRANULARITY,
+                                              K_SHAPE, K_SCALE,    K_ZERO_POINT};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (v[required[i]] == NULL)
             return bad(L, entry->start_mark, entry_keys[required[i]], "missing");
@@ -418,11 +423,13 @@ static llmq_status parse_scheme(const loader *L, yaml_node_t *const *v, const ya
                         COUNT(granularity_names), &i));
     s->granularity = (llmq_granularity)i;
     if (v[K_ROUNDING] != NULL) {
-        LLMQ_TRY(parse_name(L, v[K_ROUNDING], "rounding", rounding_names, COUNT(rounding_names), &i));
+        LLMQ_TRY(
+            parse_name(L, v[K_ROUNDING], "rounding", rounding_names, COUNT(rounding_names), &i));
         s->rounding = (llmq_rounding)i;
     }
     if (v[K_NUMERICS] != NULL) {
-        LLMQ_TRY(parse_name(L, v[K_NUMERICS], "numerics", numerics_names, COUNT(numerics_names), &i));
+        LLMQ_TRY(
+            parse_name(L, v[K_NUMERICS], "numerics", numerics_names, COUNT(numerics_names), &i));
         s->numerics = (llmq_numerics)i;
     }
     long long x;
@@ -472,8 +479,7 @@ static llmq_status parse_params(const loader *L, yaml_node_t *const *v, const ll
         n *= x;
     }
     const char *why = llmq_qtable_shape_problem(s->granularity, ndim, shape);
-    if (why != NULL)
-        return bad(L, shape_node->start_mark, "shape", "%s", why);
+    if (why != NULL) return bad(L, shape_node->start_mark, "shape", "%s", why);
     if (n > ((int64_t)1 << 31))
         return bad(L, shape_node->start_mark, "shape", "%lld parameters: too many", (long long)n);
     const yaml_node_t *sn = v[K_SCALE], *zn = v[K_ZERO_POINT];
@@ -485,8 +491,8 @@ static llmq_status parse_params(const loader *L, yaml_node_t *const *v, const ll
         return bad(L, sn->start_mark, "scale", "%lld values, shape needs %lld", (long long)ns,
                    (long long)n);
     if (nz != n)
-        return bad(L, zn->start_mark, "zero_point", "%lld values, shape needs %lld",
-                   (long long)nz, (long long)n);
+        return bad(L, zn->start_mark, "zero_point", "%lld values, shape needs %lld", (long long)nz,
+                   (long long)n);
     LLMQ_TRY(llmq_tensor_create(L->ctx, LLMQ_DTYPE_F32, ndim, shape, scale));
     llmq_status st = llmq_tensor_create(L->ctx, LLMQ_DTYPE_S32, ndim, shape, zp);
     const llmq_qgrid g = llmq_scheme_grid(s);
@@ -497,8 +503,7 @@ static llmq_status parse_params(const loader *L, yaml_node_t *const *v, const ll
         const yaml_node_t *item = yaml_document_get_node(L->doc, sn->data.sequence.items.start[i]);
         snprintf(key, sizeof key, "scale[%lld]", (long long)i);
         st = expect(L, item, YAML_SCALAR_NODE, key);
-        if (st != LLMQ_OK)
-            break;
+        if (st != LLMQ_OK) break;
         const char *t = text(item);
         char *end;
         sv[i] = strtof(t, &end);
@@ -512,8 +517,7 @@ static llmq_status parse_params(const loader *L, yaml_node_t *const *v, const ll
         snprintf(key, sizeof key, "zero_point[%lld]", (long long)i);
         long long x;
         st = parse_int(L, item, key, g.qmin, g.qmax, &x);
-        if (st == LLMQ_OK)
-            zv[i] = (int32_t)x;
+        if (st == LLMQ_OK) zv[i] = (int32_t)x;
     }
     if (st != LLMQ_OK) {
         llmq_tensor_destroy(*scale);
@@ -530,8 +534,8 @@ static llmq_status load_entry(const loader *L, llmq_qtable *table, const yaml_no
     const char *nm = text(name);
     const size_t len = strlen(nm);
     if (len == 0 || len > LLMQ_QTABLE_NAME_MAX || len != name->data.scalar.length)
-        return bad(L, name->start_mark, "tensors",
-                   "tensor names are 1 to %d bytes without NUL", LLMQ_QTABLE_NAME_MAX);
+        return bad(L, name->start_mark, "tensors", "tensor names are 1 to %d bytes without NUL",
+                   LLMQ_QTABLE_NAME_MAX);
     if (llmq_qtable_find(table, nm) >= 0)
         return bad(L, name->start_mark, nm, "duplicate tensor name");
     LLMQ_TRY(expect(L, entry, YAML_MAPPING_NODE, nm));
@@ -559,12 +563,11 @@ static llmq_status load_root(const loader *L, llmq_qtable *table)
     yaml_node_t *v[3], *k[3];
     LLMQ_TRY(mapping_keys(L, root, "the table", keys, 3, v, k));
     for (int i = 0; i < 3; i++)
-        if (v[i] == NULL)
-            return bad(L, root->start_mark, keys[i], "missing");
+        if (v[i] == NULL) return bad(L, root->start_mark, keys[i], "missing");
     LLMQ_TRY(expect(L, v[0], YAML_SCALAR_NODE, "format"));
     if (strcmp(text(v[0]), FORMAT_NAME) != 0)
-        return bad(L, v[0]->start_mark, "format", "\"%.40s\": this is not an %s file",
-                   text(v[0]), FORMAT_NAME);
+        return bad(L, v[0]->start_mark, "format", "\"%.40s\": this is not an %s file", text(v[0]),
+                   FORMAT_NAME);
     long long version;
     LLMQ_TRY(parse_int(L, v[1], "version", LLONG_MIN, LLONG_MAX, &version));
     if (version != LLMQ_QTABLE_VERSION)
@@ -643,10 +646,8 @@ llmq_status llmq_qtable_load(llmq_context *ctx, const char *path, llmq_qtable **
         }
         yaml_parser_delete(&parser);
     }
-    if (in_c)
-        c_locale_leave(&loc);
-    if (have_doc)
-        yaml_document_delete(&doc);
+    if (in_c) c_locale_leave(&loc);
+    if (have_doc) yaml_document_delete(&doc);
     fclose(f);
     if (st != LLMQ_OK) {
         llmq_qtable_destroy(table);

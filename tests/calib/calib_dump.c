@@ -17,8 +17,7 @@
 static int pick(const char *s, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
+        if (strcmp(s, names[i]) == 0) return i;
     fprintf(stderr, "calib_dump: unknown name %s\n", s);
     exit(2);
 }
@@ -37,15 +36,14 @@ int main(int argc, char **argv)
                         "FILE [hist]\n");
         return 2;
     }
-    static const char *const obs[] = {"minmax", "moving_average", "percentile", "entropy",
-                                      "histogram_l2", "mse"};
+    static const char *const obs[] = {"minmax",  "moving_average", "percentile",
+                                      "entropy", "histogram_l2",   "mse"};
     static const char *const dts[] = {"f32", "f16", "bf16", "s8", "u8", "s4", "u4", "s2", "u2"};
     static const char *const syms[] = {"symmetric", "symmetric_restricted", "asymmetric"};
     static const char *const grans[] = {"per_tensor", "per_channel", "per_group"};
     llmq_context *ctx = NULL;
     llmq_status st = llmq_context_create(&ctx, "cpu");
-    if (st != LLMQ_OK)
-        return fail(ctx, "context", st);
+    if (st != LLMQ_OK) return fail(ctx, "context", st);
     llmq_scheme *s = NULL;
     llmq_quantizer *q = NULL;
     if ((st = llmq_scheme_create(ctx, (llmq_dtype)pick(argv[2], dts, 9), &s)) != LLMQ_OK ||
@@ -55,9 +53,8 @@ int main(int argc, char **argv)
         (st = llmq_scheme_set_axis(s, atoi(argv[5]))) != LLMQ_OK ||
         (st = llmq_quantizer_create(ctx, s, (llmq_observer)pick(argv[1], obs, 6), &q)) != LLMQ_OK)
         return fail(ctx, "setup", st);
-    if (atoi(argv[6]) >= 0 &&
-        (st = llmq_quantizer_set_param(q, (llmq_observer_param)atoi(argv[6]), atof(argv[7]))) !=
-            LLMQ_OK)
+    if (atoi(argv[6]) >= 0 && (st = llmq_quantizer_set_param(q, (llmq_observer_param)atoi(argv[6]),
+                                                             atof(argv[7]))) != LLMQ_OK)
         return fail(ctx, "param", st);
     FILE *f = fopen(argv[8], "rb");
     if (f == NULL) {
@@ -73,8 +70,7 @@ int main(int argc, char **argv)
         for (int32_t d = 0; d < ndim; d++)
             n *= shape[d];
         float *x = malloc((size_t)n * sizeof *x);
-        if (x == NULL || fread(x, sizeof *x, (size_t)n, f) != (size_t)n)
-            return 2;
+        if (x == NULL || fread(x, sizeof *x, (size_t)n, f) != (size_t)n) return 2;
         llmq_tensor *t = NULL;
         if ((st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, ndim, shape, x, 0, &t)) != LLMQ_OK ||
             (st = llmq_quantizer_observe(ctx, q, t)) != LLMQ_OK)
@@ -91,8 +87,7 @@ int main(int argc, char **argv)
             printf("%a\n", row[j]);
         free(row);
     }
-    if ((st = llmq_quantizer_finalize(ctx, q)) != LLMQ_OK)
-        return fail(ctx, "finalize", st);
+    if ((st = llmq_quantizer_finalize(ctx, q)) != LLMQ_OK) return fail(ctx, "finalize", st);
     const float *r = llmq_tensor_data(llmq_quantizer_range(q));
     const float *sc = llmq_tensor_data(llmq_quantizer_scale(q));
     const int32_t *zp = llmq_tensor_data(llmq_quantizer_zero_point(q));

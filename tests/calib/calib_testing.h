@@ -28,8 +28,7 @@ static inline llmq_status calib_observe(llmq_context *ctx, llmq_quantizer *q, fl
 }
 
 /* Observe a 1-D batch. */
-static inline void calib_observe_1d(llmq_context *ctx, llmq_quantizer *q, float *data,
-                                    int64_t n)
+static inline void calib_observe_1d(llmq_context *ctx, llmq_quantizer *q, float *data, int64_t n)
 {
     ASSERT_OK(ctx, calib_observe(ctx, q, data, 1, &n));
 }

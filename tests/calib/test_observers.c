@@ -132,8 +132,8 @@ static void moving_average_golden(void **state)
     llmq_quantizer_destroy(q);
 
     /* momentum 0.5 keeps everything exact: [-1, 1] -> [-2, 3] -> [-1, 1.75] */
-    q = calib_quantizer(ctx, LLMQ_OBSERVER_MOVING_AVERAGE, LLMQ_DTYPE_U8,
-                        LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0);
+    q = calib_quantizer(ctx, LLMQ_OBSERVER_MOVING_AVERAGE, LLMQ_DTYPE_U8, LLMQ_SYMMETRY_ASYMMETRIC,
+                        LLMQ_GRANULARITY_PER_TENSOR, 0);
     ASSERT_OK(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_MOMENTUM, 0.5));
     calib_observe_1d(ctx, q, b1, 2);
     calib_observe_1d(ctx, q, b2, 2);
@@ -165,13 +165,13 @@ static int cmp_float(const void *a, const void *b)
 }
 
 /* Percentile q of |x| from a quantizer over the given batches (1-D each). */
-static llmq_quantizer *percentile_run(llmq_context *ctx, llmq_symmetry sym, double pct,
-                                      float *data, int64_t batches, int64_t n)
+static llmq_quantizer *percentile_run(llmq_context *ctx, llmq_symmetry sym, double pct, float *data,
+                                      int64_t batches, int64_t n)
 {
-    llmq_quantizer *q = calib_quantizer(ctx, LLMQ_OBSERVER_PERCENTILE,
-                                        sym == LLMQ_SYMMETRY_ASYMMETRIC ? LLMQ_DTYPE_U8
-                                                                        : LLMQ_DTYPE_S8,
-                                        sym, LLMQ_GRANULARITY_PER_TENSOR, 0);
+    llmq_quantizer *q =
+        calib_quantizer(ctx, LLMQ_OBSERVER_PERCENTILE,
+                        sym == LLMQ_SYMMETRY_ASYMMETRIC ? LLMQ_DTYPE_U8 : LLMQ_DTYPE_S8, sym,
+                        LLMQ_GRANULARITY_PER_TENSOR, 0);
     ASSERT_OK(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_PERCENTILE, pct));
     for (int64_t b = 0; b < batches; b++)
         calib_observe_1d(ctx, q, data + b * n, n);
@@ -258,8 +258,7 @@ static double kl_reference(const double *h, int64_t bins, int64_t i, int64_t lev
         sq += qd[j];
     }
     for (int64_t j = 0; j < i; j++)
-        if (p[j] > 0.0)
-            kl += p[j] / sp * log((p[j] / sp) / (qd[j] / sq));
+        if (p[j] > 0.0) kl += p[j] / sp * log((p[j] / sp) / (qd[j] / sq));
     free(p);
     free(qd);
     return kl;
@@ -330,8 +329,7 @@ static void entropy_known_answers(void **state)
     for (int i = 0; i < 200000; i++) {
         const double u = 1.0 - test_rng_uniform(&rng), v = test_rng_uniform(&rng);
         g[i] = (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-        if (i % 20000 == 0)
-            g[i] = 60.0f + (float)(i / 20000);
+        if (i % 20000 == 0) g[i] = 60.0f + (float)(i / 20000);
     }
     const llmq_dtype dts[2] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_S4};
     for (int d = 0; d < 2; d++) {
@@ -431,8 +429,8 @@ static void histogram_l2_behaviour(void **state)
 static double data_mse(llmq_context *ctx, const llmq_quantizer *q, float *x, int64_t n)
 {
     llmq_tensor *src = test_wrap_f32(ctx, x, 1, &n), *codes = NULL, *back = NULL;
-    ASSERT_OK(ctx, llmq_tensor_create(ctx, llmq_scheme_dtype(llmq_quantizer_scheme(q)), 1, &n,
-                                      &codes));
+    ASSERT_OK(ctx,
+              llmq_tensor_create(ctx, llmq_scheme_dtype(llmq_quantizer_scheme(q)), 1, &n, &codes));
     ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 1, &n, &back));
     ASSERT_OK(ctx, llmq_quantizer_apply(ctx, q, codes));
     ASSERT_OK(ctx, llmq_quantize(ctx, src, codes));

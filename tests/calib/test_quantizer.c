@@ -24,30 +24,30 @@ static void names_and_bounds(void **state)
                                                 LLMQ_OBSERVER_PARAM_PERCENTILE, &lo, &hi),
                      LLMQ_OK);
     assert_true(lo == 50.0 && hi == 100.0);
-    assert_int_equal(llmq_observer_param_bounds(LLMQ_OBSERVER_ENTROPY, LLMQ_OBSERVER_PARAM_BINS,
-                                                &lo, &hi),
-                     LLMQ_OK);
+    assert_int_equal(
+        llmq_observer_param_bounds(LLMQ_OBSERVER_ENTROPY, LLMQ_OBSERVER_PARAM_BINS, &lo, &hi),
+        LLMQ_OK);
     assert_true(lo == 16.0 && hi == 1048576.0);
-    assert_int_equal(llmq_observer_param_bounds(LLMQ_OBSERVER_MINMAX, LLMQ_OBSERVER_PARAM_BINS,
-                                                &lo, &hi),
-                     LLMQ_ERR_INVALID_ARG);
-    assert_int_equal(llmq_observer_param_bounds(LLMQ_OBSERVER_MSE, (llmq_observer_param)9, &lo,
-                                                &hi),
-                     LLMQ_ERR_INVALID_ARG);
-    assert_int_equal(llmq_observer_param_bounds((llmq_observer)8, LLMQ_OBSERVER_PARAM_BINS, &lo,
-                                                &hi),
-                     LLMQ_ERR_INVALID_ARG);
-    assert_int_equal(llmq_observer_param_bounds(LLMQ_OBSERVER_MSE, LLMQ_OBSERVER_PARAM_GRID,
-                                                NULL, &hi),
-                     LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(
+        llmq_observer_param_bounds(LLMQ_OBSERVER_MINMAX, LLMQ_OBSERVER_PARAM_BINS, &lo, &hi),
+        LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(
+        llmq_observer_param_bounds(LLMQ_OBSERVER_MSE, (llmq_observer_param)9, &lo, &hi),
+        LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(
+        llmq_observer_param_bounds((llmq_observer)8, LLMQ_OBSERVER_PARAM_BINS, &lo, &hi),
+        LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(
+        llmq_observer_param_bounds(LLMQ_OBSERVER_MSE, LLMQ_OBSERVER_PARAM_GRID, NULL, &hi),
+        LLMQ_ERR_INVALID_ARG);
 }
 
 static void create_misuse(void **state)
 {
     (void)state;
     llmq_context *ctx = test_context();
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     llmq_quantizer *q = (llmq_quantizer *)&q;
     assert_int_equal(llmq_quantizer_create(NULL, s, LLMQ_OBSERVER_MINMAX, &q),
                      LLMQ_ERR_INVALID_ARG);
@@ -56,15 +56,15 @@ static void create_misuse(void **state)
     ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, NULL, LLMQ_OBSERVER_MINMAX, &q),
                  LLMQ_ERR_INVALID_ARG, "scheme=NULL");
     assert_null(q); /* outputs are NULL on failure */
-    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, (llmq_observer)17, &q),
-                 LLMQ_ERR_INVALID_ARG, "observer=17: unknown observer");
+    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, (llmq_observer)17, &q), LLMQ_ERR_INVALID_ARG,
+                 "observer=17: unknown observer");
     ASSERT_OK(ctx, llmq_scheme_set_granularity(s, LLMQ_GRANULARITY_PER_TOKEN));
-    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, LLMQ_OBSERVER_MINMAX, &q),
-                 LLMQ_ERR_INVALID_ARG, "scheme=per_token: per-token parameters exist only at "
-                                       "run time");
+    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, LLMQ_OBSERVER_MINMAX, &q), LLMQ_ERR_INVALID_ARG,
+                 "scheme=per_token: per-token parameters exist only at "
+                 "run time");
     ASSERT_OK(ctx, llmq_scheme_set_granularity(s, LLMQ_GRANULARITY_PER_GROUP));
-    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, LLMQ_OBSERVER_MINMAX, &q),
-                 LLMQ_ERR_INVALID_ARG, "group_size is unset");
+    ASSERT_FAILS(ctx, llmq_quantizer_create(ctx, s, LLMQ_OBSERVER_MINMAX, &q), LLMQ_ERR_INVALID_ARG,
+                 "group_size is unset");
     assert_null(q);
     llmq_quantizer_destroy(NULL);
     /* the quantizer keeps its own copy of the scheme */
@@ -78,8 +78,7 @@ static void create_misuse(void **state)
     /* a context whose creation failed refuses work */
     llmq_context *dead = NULL;
     assert_int_equal(llmq_context_create(&dead, "gpu"), LLMQ_ERR_INVALID_ARG);
-    s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0,
-                    0);
+    s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     assert_int_equal(llmq_quantizer_create(dead, s, LLMQ_OBSERVER_MINMAX, &q), LLMQ_ERR_STATE);
     llmq_context_destroy(dead);
     llmq_scheme_destroy(s);
@@ -103,9 +102,9 @@ static void settings(void **state)
         {LLMQ_OBSERVER_MSE, LLMQ_OBSERVER_PARAM_GRID, 100},
     };
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
-        llmq_quantizer *q = calib_quantizer(ctx, defaults[i].obs, LLMQ_DTYPE_U8,
-                                            LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR,
-                                            0);
+        llmq_quantizer *q =
+            calib_quantizer(ctx, defaults[i].obs, LLMQ_DTYPE_U8, LLMQ_SYMMETRY_ASYMMETRIC,
+                            LLMQ_GRANULARITY_PER_TENSOR, 0);
         double v = -1;
         ASSERT_OK(ctx, llmq_quantizer_get_param(q, defaults[i].key, &v));
         assert_true(v == defaults[i].def);
@@ -120,8 +119,8 @@ static void settings(void **state)
                      LLMQ_ERR_INVALID_ARG);
     ASSERT_FAILS(ctx, llmq_quantizer_get_param(q, LLMQ_OBSERVER_PARAM_BINS, NULL),
                  LLMQ_ERR_INVALID_ARG, "value=NULL");
-    ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, (llmq_observer_param)42, 1),
-                 LLMQ_ERR_INVALID_ARG, "llmq_quantizer_set_param: key=42: unknown");
+    ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, (llmq_observer_param)42, 1), LLMQ_ERR_INVALID_ARG,
+                 "llmq_quantizer_set_param: key=42: unknown");
     ASSERT_FAILS(ctx, llmq_quantizer_get_param(q, (llmq_observer_param)-2, &v),
                  LLMQ_ERR_INVALID_ARG, "key=-2");
     ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_MOMENTUM, 0.1),
@@ -135,18 +134,19 @@ static void settings(void **state)
     ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_BINS, NAN),
                  LLMQ_ERR_INVALID_ARG, "bins=nan");
     ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_BINS, 256),
-                 LLMQ_ERR_INVALID_ARG, "bins=256: the entropy search needs more bins than the "
-                                       "u8 grid's 256 codes");
+                 LLMQ_ERR_INVALID_ARG,
+                 "bins=256: the entropy search needs more bins than the "
+                 "u8 grid's 256 codes");
     ASSERT_OK(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_BINS, 257));
     ASSERT_OK(ctx, llmq_quantizer_get_param(q, LLMQ_OBSERVER_PARAM_BINS, &v));
     assert_true(v == 257);
     float x[4] = {1, 2, 3, 4};
     calib_observe_1d(ctx, q, x, 4);
-    ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_BINS, 1024),
-                 LLMQ_ERR_STATE, "key=bins: settings are fixed once a batch has been observed");
+    ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_BINS, 1024), LLMQ_ERR_STATE,
+                 "key=bins: settings are fixed once a batch has been observed");
     llmq_quantizer_destroy(q);
-    q = calib_quantizer(ctx, LLMQ_OBSERVER_MOVING_AVERAGE, LLMQ_DTYPE_S8,
-                        LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0);
+    q = calib_quantizer(ctx, LLMQ_OBSERVER_MOVING_AVERAGE, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
+                        LLMQ_GRANULARITY_PER_TENSOR, 0);
     ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_MOMENTUM, 0.0),
                  LLMQ_ERR_INVALID_ARG, "momentum=0: must be in");
     ASSERT_FAILS(ctx, llmq_quantizer_set_param(q, LLMQ_OBSERVER_PARAM_MOMENTUM, 1.5),
@@ -222,7 +222,7 @@ static void observe_finalize_apply_misuse(void **state)
     ASSERT_FAILS(ctx, llmq_quantizer_apply(ctx, q, narrow), LLMQ_ERR_INVALID_ARG,
                  "llmq_quantizer_apply: dst=[3, 3]: needs parameters shaped [3], these are "
                  "shaped [4]");
-    assert_null(llmq_tensor_scheme(narrow)); /* untouched */
+    assert_null(llmq_tensor_scheme(narrow));            /* untouched */
     ASSERT_OK(ctx, llmq_quantizer_apply(ctx, q, wide)); /* more rows, same channels */
     ASSERT_OK(ctx, llmq_quantizer_apply(ctx, q, codes));
     assert_memory_equal(llmq_tensor_data(llmq_tensor_scale(codes)), calib_scale(q),
@@ -253,8 +253,7 @@ static void axis_zero_fixes_first_dimension_and_infinities(void **state)
                                         LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_CHANNEL, 0);
     ASSERT_OK(ctx, calib_observe(ctx, q, x, 2, shape));
     float y[12] = {0};
-    ASSERT_FAILS(ctx, calib_observe(ctx, q, y, 2, more), LLMQ_ERR_INVALID_ARG,
-                 "at dimension 0");
+    ASSERT_FAILS(ctx, calib_observe(ctx, q, y, 2, more), LLMQ_ERR_INVALID_ARG, "at dimension 0");
     ASSERT_OK(ctx, llmq_quantizer_finalize(ctx, q));
     /* infinities are skipped: row 0 is [-2, 4], row 1 [6, 8] */
     assert_true(calib_range(q)[0] == -2.0f && calib_range(q)[1] == 4.0f);
@@ -297,8 +296,8 @@ static void static_matches_dynamic_on_the_calibration_batch(void **state)
         {LLMQ_DTYPE_U4, LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_GRANULARITY_PER_GROUP, 0, 16},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        llmq_scheme *s = test_scheme(ctx, cases[c].dt, cases[c].sym, cases[c].gran,
-                                     cases[c].axis, cases[c].group);
+        llmq_scheme *s = test_scheme(ctx, cases[c].dt, cases[c].sym, cases[c].gran, cases[c].axis,
+                                     cases[c].group);
         llmq_quantizer *q = NULL;
         llmq_tensor *stat = NULL, *dyn = NULL;
         ASSERT_OK(ctx, llmq_quantizer_create(ctx, s, LLMQ_OBSERVER_MINMAX, &q));
@@ -346,24 +345,15 @@ static void out_of_memory_torture(void **state)
                 data[i] = (float)(i * 5 % 7) - 3.0f;
             const int64_t shape[2] = {4, 6};
             llmq_status st = llmq_context_create_with_options(&ctx, &o);
-            if (st == LLMQ_OK)
-                st = llmq_scheme_create(ctx, LLMQ_DTYPE_S4, &s);
-            if (st == LLMQ_OK)
-                st = llmq_scheme_set_granularity(s, LLMQ_GRANULARITY_PER_CHANNEL);
-            if (st == LLMQ_OK)
-                st = llmq_quantizer_create(ctx, s, obs, &q);
-            if (st == LLMQ_OK)
-                st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, data, 0, &x);
-            if (st == LLMQ_OK)
-                st = llmq_quantizer_observe(ctx, q, x);
-            if (st == LLMQ_OK)
-                st = llmq_quantizer_finalize(ctx, q);
-            if (st == LLMQ_OK)
-                st = llmq_tensor_create(ctx, LLMQ_DTYPE_S4, 2, shape, &codes);
-            if (st == LLMQ_OK)
-                st = llmq_quantizer_apply(ctx, q, codes);
-            if (st == LLMQ_OK)
-                st = llmq_quantize(ctx, x, codes);
+            if (st == LLMQ_OK) st = llmq_scheme_create(ctx, LLMQ_DTYPE_S4, &s);
+            if (st == LLMQ_OK) st = llmq_scheme_set_granularity(s, LLMQ_GRANULARITY_PER_CHANNEL);
+            if (st == LLMQ_OK) st = llmq_quantizer_create(ctx, s, obs, &q);
+            if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, data, 0, &x);
+            if (st == LLMQ_OK) st = llmq_quantizer_observe(ctx, q, x);
+            if (st == LLMQ_OK) st = llmq_quantizer_finalize(ctx, q);
+            if (st == LLMQ_OK) st = llmq_tensor_create(ctx, LLMQ_DTYPE_S4, 2, shape, &codes);
+            if (st == LLMQ_OK) st = llmq_quantizer_apply(ctx, q, codes);
+            if (st == LLMQ_OK) st = llmq_quantize(ctx, x, codes);
             if (st == LLMQ_OK)
                 succeeded = 1;
             else

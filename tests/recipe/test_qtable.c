@@ -29,11 +29,9 @@ static int teardown(void **state)
         struct dirent *e;
         char path[512];
         while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
+            if (e->d_name[0] == '.') continue;
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            if (remove(path) != 0)
-                rmdir(path);
+            if (remove(path) != 0) rmdir(path);
         }
         closedir(d);
     }
@@ -73,8 +71,8 @@ static void write_all(const char *path, const char *text, size_t len)
 }
 
 /* Add entry `name` with parameters of the given shape, scales and zero points. */
-static void add(llmq_context *ctx, llmq_qtable *t, const char *name, llmq_scheme *s,
-                int32_t ndim, const int64_t *shape, float *scale, int32_t *zp)
+static void add(llmq_context *ctx, llmq_qtable *t, const char *name, llmq_scheme *s, int32_t ndim,
+                const int64_t *shape, float *scale, int32_t *zp)
 {
     llmq_tensor *st = NULL, *zt = NULL;
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, ndim, shape, scale, 0, &st));
@@ -110,7 +108,10 @@ static llmq_qtable *sample_table(llmq_context *ctx)
                     0);
     float s1 = 0.1f;
     int32_t z1 = 128;
-    add(ctx, t, "act \"quoted\": \xc3\xbcnic\xc3\xb6" "de # not a comment", s, 1, &one, &s1, &z1);
+    add(ctx, t,
+        "act \"quoted\": \xc3\xbcnic\xc3\xb6"
+        "de # not a comment",
+        s, 1, &one, &s1, &z1);
     llmq_scheme_destroy(s);
 
     s = test_scheme(ctx, LLMQ_DTYPE_U4, LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_GRANULARITY_PER_GROUP, 0,
@@ -135,8 +136,8 @@ static llmq_qtable *sample_table(llmq_context *ctx)
     add(ctx, t, "true", s, 1, &n5, s5, z5);
     llmq_scheme_destroy(s);
 
-    s = test_scheme(ctx, LLMQ_DTYPE_U2, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_CHANNEL,
-                    -1, 0);
+    s = test_scheme(ctx, LLMQ_DTYPE_U2, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_CHANNEL, -1,
+                    0);
     float s2[2] = {3e-38f, 7.5f};
     int32_t z2[2] = {2, 2};
     const int64_t two = 2;
@@ -212,8 +213,8 @@ static void round_trip_is_bit_exact_and_byte_identical(void **state)
     const llmq_scheme *s;
     const llmq_tensor *sc, *zp;
     ASSERT_OK(ctx, llmq_qtable_get(ctx, t, "true", &s, &sc, &zp));
-    llmq_scheme *copy = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                    LLMQ_GRANULARITY_PER_TOKEN, 0, 0);
+    llmq_scheme *copy =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TOKEN, 0, 0);
     ASSERT_OK(ctx, llmq_qtable_set(ctx, t, "true", copy, sc, zp));
     assert_string_equal(llmq_qtable_name_at(t, 3), "true");
     ASSERT_OK(ctx, llmq_qtable_get(ctx, t, "true", &s, NULL, NULL));
@@ -318,8 +319,8 @@ static void validation_errors_name_position_key_reason(void **state)
                  "6:5: colour: unknown key in w");
     expect_error(ctx, "    dtype: s8\n", "    dtype: s8\n    dtype: u8\n",
                  "6:5: dtype: duplicate key in w (first at line 5)");
-    expect_error(ctx, "    zero_point: [0, 0]\n",
-                 "    zero_point: [0, 0]\n  w:\n    dtype: s8\n", "12:3: w: duplicate tensor name");
+    expect_error(ctx, "    zero_point: [0, 0]\n", "    zero_point: [0, 0]\n  w:\n    dtype: s8\n",
+                 "12:3: w: duplicate tensor name");
     /* missing keys */
     expect_error(ctx, "    zero_point: [0, 0]\n", "", "5:5: zero_point: missing");
     expect_error(ctx, "    axis: 0\n", "", "5:5: axis: missing (per_channel needs it)");
@@ -327,10 +328,12 @@ static void validation_errors_name_position_key_reason(void **state)
     /* wrong types */
     expect_error(ctx, "scale: [0.5, 0.25]", "scale: 0.5",
                  "10:12: scale: expected a sequence, found a scalar");
-    expect_error(ctx, "dtype: s8", "dtype: [s8]", "5:12: dtype: expected a scalar, found a "
-                                                  "sequence");
-    expect_error(ctx, "shape: [2]", "shape: {n: 2}", "9:12: shape: expected a sequence, found "
-                                                     "a mapping");
+    expect_error(ctx, "dtype: s8", "dtype: [s8]",
+                 "5:12: dtype: expected a scalar, found a "
+                 "sequence");
+    expect_error(ctx, "shape: [2]", "shape: {n: 2}",
+                 "9:12: shape: expected a sequence, found "
+                 "a mapping");
     expect_error(ctx, "  w:\n", "  [w]:\n", "4:3: tensors: expected a scalar");
     expect_error(ctx, "dtype: s8", "dtype: f32",
                  "5:12: dtype: \"f32\" is not one of s8, u8, s4, u4, s2, u2");
@@ -341,8 +344,9 @@ static void validation_errors_name_position_key_reason(void **state)
     /* values */
     expect_error(ctx, "[0.5, 0.25]", "[0.5, -0.25]",
                  "10:18: scale[1]: -0.25 must be a positive normal float");
-    expect_error(ctx, "[0.5, 0.25]", "[.nan, 0.25]", "10:13: scale[0]: \".nan\" is not a "
-                                                     "number");
+    expect_error(ctx, "[0.5, 0.25]", "[.nan, 0.25]",
+                 "10:13: scale[0]: \".nan\" is not a "
+                 "number");
     expect_error(ctx, "[0.5, 0.25]", "[nan, 0.25]",
                  "10:13: scale[0]: nan must be a positive normal float");
     expect_error(ctx, "[0.5, 0.25]", "[0.5, 0]", "scale[1]: 0 must be a positive normal float");
@@ -398,8 +402,8 @@ static void files_and_misuse(void **state)
     assert_null(llmq_qtable_name_at(t, -1));
 
     /* set: every argument */
-    llmq_scheme *s = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
-                                 LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *s =
+        test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC, LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
     float sv[2] = {0.5f, 0.25f};
     int32_t zv[2] = {0, 0};
     const int64_t one = 1, two = 2;
