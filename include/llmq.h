@@ -18,5 +18,7 @@
 #include "llmq/model.h"
 #include "llmq/recipe.h"
 #include "llmq/qat.h"
+#include "llmq/quantizer.h"
+#include "llmq/qtable.h"
 
 #endif /* LLMQ_H */

@@ -2,6 +2,8 @@
  * SPDX-License-Identifier: MIT */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -18,6 +20,53 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Best of `reps` timings of memcpy over n bytes (fresh buffers, so it is a memory test). */
+double cli_memcpy_seconds(size_t n, int reps)
+{
+    char *a = malloc(n), *b = malloc(n);
+    if (a == NULL || b == NULL) {
+        free(a);
+        free(b);
+        return -1.0;
+    }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        const double t0 = cli_now();
+        memcpy(b, a, n);
+        const double dt = cli_now() - t0;
+        best = dt < best ? dt : best;
+    }
+    volatile char sink = b[n / 2];
+    (void)sink;
+    free(a);
+    free(b);
+    return best;
+}
+
+int cli_bench_options(const char *name, int argc, char **argv, int64_t *rows, int64_t *cols,
+                      int *reps)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+            *rows = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--cols") == 0 && i + 1 < argc)
+            *cols = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            *reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: llmq bench %s [--rows R] [--cols C] [--reps N]\n", name);
+            return 2;
+        }
+    }
+    if (*rows < 1 || *cols < 1 || *reps < 1) {
+        fprintf(stderr, "llmq bench %s: rows, cols and reps must be >= 1\n", name);
+        return 2;
+    }
+    return 0;
 }
 
 static uint64_t rotl(uint64_t x, int k)

@@ -1,5 +1,5 @@
 /* cmd_bench.c - `llmq bench quantize`: quantize throughput next to memcpy bandwidth measured
- * in the same run. SPDX-License-Identifier: MIT */
+ * in the same run (`llmq bench observe` is in cmd_calib.c). SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,31 +21,6 @@ static const bench_case cases[] = {
     {"dynamic g128 f32->s4", 1, LLMQ_DTYPE_F32, LLMQ_DTYPE_S4, LLMQ_GRANULARITY_PER_GROUP, 128},
     {"static per-channel f16->s8", 0, LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_GRANULARITY_PER_CHANNEL, 0},
 };
-
-/* Best of `reps` timings of memcpy over n bytes (fresh buffers, so it is a memory test). */
-static double memcpy_seconds(size_t n, int reps)
-{
-    char *a = malloc(n), *b = malloc(n);
-    if (a == NULL || b == NULL) {
-        free(a);
-        free(b);
-        return -1.0;
-    }
-    memset(a, 1, n);
-    memset(b, 2, n);
-    double best = 1e30;
-    for (int i = 0; i < reps; i++) {
-        const double t0 = cli_now();
-        memcpy(b, a, n);
-        const double dt = cli_now() - t0;
-        best = dt < best ? dt : best;
-    }
-    volatile char sink = b[n / 2];
-    (void)sink;
-    free(a);
-    free(b);
-    return best;
-}
 
 static llmq_status time_case(llmq_context *ctx, const bench_case *c, const llmq_tensor *f32,
                              int reps, double *seconds)
@@ -83,22 +58,8 @@ static int bench_quantize(int argc, char **argv)
 {
     int64_t rows = 4096, cols = 4096;
     int reps = 5;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
-            rows = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--cols") == 0 && i + 1 < argc)
-            cols = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: llmq bench quantize [--rows R] [--cols C] [--reps N]\n");
-            return 2;
-        }
-    }
-    if (rows < 1 || cols < 1 || reps < 1) {
-        fprintf(stderr, "llmq bench quantize: rows, cols and reps must be >= 1\n");
+    if (cli_bench_options("quantize", argc, argv, &rows, &cols, &reps) != 0)
         return 2;
-    }
     llmq_context *ctx = NULL;
     llmq_status st = llmq_context_create(&ctx, NULL);
     if (st != LLMQ_OK) {
@@ -115,7 +76,7 @@ static int bench_quantize(int argc, char **argv)
     }
     synth_weights(llmq_tensor_data(x), rows, cols, 7);
     const size_t bytes = (size_t)(rows * cols) * sizeof(float);
-    const double mc = memcpy_seconds(bytes, reps);
+    const double mc = cli_memcpy_seconds(bytes, reps);
     const double mc_gbs = (double)bytes / mc / 1e9;
     printf("llmq bench quantize: %lldx%lld, best of %d, backend %s\n", (long long)rows,
            (long long)cols, reps, llmq_context_backend_name(ctx));
@@ -143,6 +104,8 @@ int llmq_cmd_bench(int argc, char **argv)
         return bench_quantize(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "model") == 0)
         return llmq_cmd_bench_model(argc - 1, argv + 1);
-    fprintf(stderr, "usage: llmq bench quantize|model [options]\n");
+    if (argc >= 1 && strcmp(argv[0], "observe") == 0)
+        return cli_bench_observe(argc - 1, argv + 1);
+    fprintf(stderr, "usage: llmq bench quantize|observe|model [options]\n");
     return 2;
 }

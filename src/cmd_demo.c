@@ -77,11 +77,13 @@ int llmq_cmd_demo(int argc, char **argv)
 {
     uint64_t seed = 1;
     int64_t rows = 1024, cols = 4096, tokens = 256;
+    if (argc >= 1 && strcmp(argv[0], "observers") == 0)
+        return llmq_cmd_demo_observers(argc - 1, argv + 1);
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: llmq demo [--seed N]\n");
+            fprintf(stderr, "usage: llmq demo [observers] [--seed N]\n");
             return 2;
         }
     }
@@ -128,6 +130,8 @@ int llmq_cmd_demo(int argc, char **argv)
                effective_bits(d, llmq_tensor_dim(src, 0), cols), sqnr, max_err,
                (double)n * 4.0 / seconds / 1e9);
     }
+    if (cli_demo_calibration(ctx, seed) != 0)
+        st = LLMQ_ERR_INTERNAL; /* reported already */
 done:
     llmq_tensor_destroy(w);
     llmq_tensor_destroy(x);

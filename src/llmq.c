@@ -12,13 +12,17 @@ static void usage(FILE *f)
                "commands:\n"
                "  --version          print the library version\n"
                "  info               backend and CPU tier chosen, build information\n"
-               "  demo               quantize LLM-like synthetic data under common schemes\n"
+               "  demo               quantize LLM-like synthetic data under common schemes,\n"
+               "                     then static (each observer) vs dynamic quantization\n"
+               "  demo observers     SQNR of every observer on Gaussian, Laplace and\n"
+               "                     outlier-heavy data (the table of docs/calibration.md)\n"
                "  bench quantize     quantize throughput next to memcpy bandwidth\n"
                "  inspect FILE       tensors, dtypes, shapes and llmq metadata of a model file\n"
                "  quantize --recipe R.yaml IN -o OUT [--report REPORT.yaml]\n"
                "                     quantize a model (safetensors or llama2.c) by a recipe\n"
                "  recipe check R.yaml [--model M]\n"
                "                     validate a recipe; show the rule of each tensor\n"
+               "  bench observe      observer throughput next to memcpy bandwidth\n"
                "  help               this text\n");
 }
 

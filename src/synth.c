@@ -17,8 +17,14 @@ void synth_weights(float *w, int64_t rows, int64_t cols, uint64_t seed)
 
 void synth_activations(float *x, int64_t tokens, int64_t cols, int outliers, uint64_t seed)
 {
+    synth_activation_batch(x, tokens, cols, outliers, seed, seed);
+}
+
+void synth_activation_batch(float *x, int64_t tokens, int64_t cols, int outliers,
+                            uint64_t channel_seed, uint64_t seed)
+{
     cli_rng r;
-    cli_rng_seed(&r, seed);
+    cli_rng_seed(&r, channel_seed);
     int64_t out_ch[64];
     double out_gain[64];
     if (outliers > 64)
@@ -27,6 +33,8 @@ void synth_activations(float *x, int64_t tokens, int64_t cols, int outliers, uin
         out_ch[k] = (int64_t)(cli_rng_uniform(&r) * (double)cols);
         out_gain[k] = 20.0 + 80.0 * cli_rng_uniform(&r);
     }
+    if (seed != channel_seed)
+        cli_rng_seed(&r, seed);
     for (int64_t t = 0; t < tokens; t++) {
         const double tok_scale = exp(0.3 * cli_rng_normal(&r));
         for (int64_t j = 0; j < cols; j++)

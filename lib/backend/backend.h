@@ -106,6 +106,28 @@ typedef struct llmq_fq_job {
                                  when dscale or dzero_point is wanted; CPU kernels use it */
 } llmq_fq_job;
 
+/* Histograms of the calibration observers over the same rows x cols view: one row of `bins`
+ * counters per parameter index. */
+typedef struct llmq_hist_job {
+    const float *lo, *hi; /* per parameter index: the histogram's edges, lo < hi */
+    int64_t bins;         /* 1 .. 2^24, so that every bin index is exact in float32 */
+    int64_t copies;       /* 1 or 4 interleaved copies of each histogram (summed by the reader):
+                             consecutive elements of a run may go to consecutive copies, so
+                             that repeated bins do not serialize on one counter */
+    bool absolute;        /* count |x| instead of x */
+    uint64_t *counts;     /* [parameters][copies][bins], added to */
+} llmq_hist_job;
+
+/* torch.histc's bin of v for edges lo, lo + span, in float32: (v - lo) * bins / span,
+ * clamped to [0, bins - 1] before the conversion (NaN lands on 0, +Inf on the last bin). */
+static inline int32_t llmq_hist_bin(float v, float lo, float span, float nb, float bmax)
+{
+    float t = (v - lo) * nb / span;
+    t = t >= 0.0f ? t : 0.0f;
+    t = t <= bmax ? t : bmax;
+    return (int32_t)t;
+}
+
 typedef struct llmq_backend llmq_backend;
 
 typedef struct llmq_backend_ops {
@@ -121,6 +143,12 @@ typedef struct llmq_backend_ops {
      * initializes both arrays). NaN: as quantize. */
     llmq_status (*range)(llmq_backend *be, const llmq_quant_job *job, float *lo, float *hi,
                          int64_t *bad_index);
+    /* Count the finite values of src into per-parameter histograms, binned as torch.histc
+     * does: v = x (or |x|), b = (int64_t)((v - lo[p]) * bins / (hi[p] - lo[p])) in float32,
+     * clamped to [0, bins - 1]; one of counts[(p * copies + k) * bins + b] += 1. ±Inf is
+     * skipped; src holds no NaN (the caller ran `range` first). */
+    llmq_status (*histogram)(llmq_backend *be, const llmq_quant_job *job,
+                             const llmq_hist_job *hist);
     /* src one code per byte -> dst packed; a code outside [qmin, qmax] returns
      * LLMQ_ERR_INVALID_ARG with *bad_index. */
     llmq_status (*pack)(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index);

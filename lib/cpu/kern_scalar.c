@@ -1,5 +1,5 @@
 /* kern_scalar.c - scalar reference kernels of the CPU backend: quantize, dequantize, range,
- * pack, unpack. Portable C (SSE2 auto-vectorization at most): the oracle for every other
+ * histogram, pack, unpack. Portable C (SSE2 auto-vectorization at most): the oracle for every other
  * kernel. SPDX-License-Identifier: MIT */
 #include <float.h>
 #include <math.h>
@@ -195,6 +195,68 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
     return LLMQ_OK;
 }
 
+/* One run of elements sharing a histogram. The bin indices are computed first in a loop the
+ * compiler vectorizes (NaN would land on 0 and ±Inf on an edge, both defined), then counted. */
+static void histogram_span(const float *x, int64_t n, bool absolute, float lo, float span,
+                           float nb, float bmax, uint64_t *row, int64_t bins, int64_t copies)
+{
+    int32_t idx[CHUNK];
+    int nonfinite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        const float v = absolute ? a : x[i];
+        nonfinite |= !(a <= FLT_MAX);
+        idx[i] = llmq_hist_bin(v, lo, span, nb, bmax);
+    }
+    if (!nonfinite && copies == 4) {
+        uint64_t *r1 = row + bins, *r2 = r1 + bins, *r3 = r2 + bins;
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            row[idx[i]]++;
+            r1[idx[i + 1]]++;
+            r2[idx[i + 2]]++;
+            r3[idx[i + 3]]++;
+        }
+        for (; i < n; i++)
+            row[idx[i]]++;
+    } else if (!nonfinite) {
+        for (int64_t i = 0; i < n; i++)
+            row[idx[i]]++;
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if (fabsf(x[i]) <= FLT_MAX)
+                row[idx[i]]++;
+    }
+}
+
+static llmq_status scalar_histogram(llmq_backend *be, const llmq_quant_job *job,
+                                    const llmq_hist_job *hist)
+{
+    (void)be;
+    const int64_t g = job->map.col_group;
+    const float nb = (float)hist->bins, bmax = (float)(hist->bins - 1);
+    float buf[CHUNK];
+    for (int64_t r = 0; r < job->rows; r++) {
+        const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
+        const int64_t base = llmq_param_row_base(&job->map, r);
+        for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
+            const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
+            const float *x = llmq_cpu_load_f32(srow, job->src_dtype, c0, n, buf);
+            for (int64_t c = 0; c < n;) {
+                const int64_t p = base + (c0 + c) / g;
+                int64_t end = ((c0 + c) / g + 1) * g - c0;
+                end = end < n ? end : n;
+                histogram_span(x + c, end - c, hist->absolute, hist->lo[p],
+                               hist->hi[p] - hist->lo[p], nb, bmax,
+                               hist->counts + (size_t)(p * hist->copies) * (size_t)hist->bins,
+                               hist->bins, hist->copies);
+                c = end;
+            }
+        }
+    }
+    return LLMQ_OK;
+}
+
 static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index)
 {
     (void)be;
@@ -239,6 +301,7 @@ const llmq_backend_ops llmq_cpu_scalar_ops = {
     .quantize = scalar_quantize,
     .dequantize = scalar_dequantize,
     .range = scalar_range,
+    .histogram = scalar_histogram,
     .pack = scalar_pack,
     .unpack = scalar_unpack,
     .matmul = llmq_cpu_scalar_matmul,

@@ -28,6 +28,19 @@ sqnr = {" ".join(l.split()[:-4]): float(l.split()[-3]) for l in rows}
 assert sqnr["W8 per-channel sym"] > sqnr["W8 per-tensor sym"] + 6, sqnr
 assert sqnr["W4 g32 asym"] > sqnr["W4 g128 asym"] > sqnr["W2 g32 asym"], sqnr
 assert sqnr["A8 per-token dynamic sym"] > sqnr["A8 per-tensor dynamic sym"], sqnr
+# static (each observer) vs dynamic on held-out LLM-like activations: columns 8-bit, 4-bit
+calib = {" ".join(l.split()[:-2]): [float(v) for v in l.split()[-2:]]
+         for l in demo.splitlines() if l.startswith(("static ", "dynamic "))}
+assert len(calib) == 10, demo
+assert calib["dynamic per-token"][0] > calib["dynamic per-tensor"][0] + 3, calib
+assert calib["static per-channel minmax"][0] > calib["static minmax"][0] + 6, calib
+table = run("demo", "observers")
+rows = [l for l in table.splitlines() if l.startswith(("| static", "| dynamic"))]
+assert len(rows) == 8 and all(len(r.split("|")) == 9 for r in rows), table
+obs = run("bench", "observe", "--rows", "64", "--cols", "256", "--reps", "1")
+assert len([l for l in obs.splitlines() if "memcpy" in l]) == 7, obs
+run("bench", "observe", "--rows", "0", code=2)
+run("demo", "observers", "--frob", code=2)
 run("bench", "quantize", "--rows", "0", code=2)
 run("bench", "nothing", code=2)
 run("frobnicate", code=2)

@@ -84,34 +84,6 @@ static void environment_variables(void **state)
     unsetenv("LLMQ_CPU_ISA");
 }
 
-typedef struct counting_allocator {
-    long live, total;
-    long fail_at; /* the allocation number that fails; -1: none */
-} counting_allocator;
-
-static void *count_alloc(void *user, size_t size, size_t alignment)
-{
-    counting_allocator *a = user;
-    if (a->fail_at >= 0 && a->total == a->fail_at) {
-        a->total++;
-        return NULL;
-    }
-    a->total++;
-    void *p = NULL;
-    if (posix_memalign(&p, alignment, size) != 0)
-        return NULL;
-    a->live++;
-    return p;
-}
-
-static void count_free(void *user, void *ptr)
-{
-    counting_allocator *a = user;
-    if (ptr != NULL)
-        a->live--;
-    free(ptr);
-}
-
 static void options_abi_and_allocator(void **state)
 {
     (void)state;
@@ -136,14 +108,14 @@ static void options_abi_and_allocator(void **state)
                  "max_isa=17: unknown CPU tier");
     llmq_context_destroy(ctx);
     o.max_isa = LLMQ_CPU_ISA_DEFAULT;
-    o.allocator.alloc = count_alloc;
+    o.allocator.alloc = test_allocator_alloc;
     ASSERT_FAILS(ctx, llmq_context_create_with_options(&ctx, &o), LLMQ_ERR_INVALID_ARG,
                  "allocator: alloc and free must both be set");
     llmq_context_destroy(ctx);
 
     /* everything comes from the caller's allocator and goes back to it */
-    counting_allocator ca = {0, 0, -1};
-    o.allocator.free = count_free;
+    test_allocator ca = {.fail_at = -1};
+    o.allocator.free = test_allocator_free;
     o.allocator.user = &ca;
     ASSERT_OK(ctx, llmq_context_create_with_options(&ctx, &o));
     const int64_t shape[2] = {3, 5};
@@ -168,10 +140,10 @@ static void out_of_memory_torture(void **state)
     (void)state;
     int succeeded = 0;
     for (long n = 0; n < 100 && !succeeded; n++) {
-        counting_allocator ca = {0, 0, n};
+        test_allocator ca = {.fail_at = n};
         llmq_context_options o;
         ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
-        o.allocator = (llmq_allocator){count_alloc, count_free, &ca};
+        o.allocator = test_allocator_of(&ca);
         llmq_context *ctx = NULL;
         llmq_scheme *s = NULL;
         llmq_tensor *x = NULL, *q = NULL;

@@ -1,4 +1,5 @@
 /* testing.c - helpers shared by the CMocka suites. SPDX-License-Identifier: MIT */
+#include <stdlib.h>
 #include <string.h>
 
 #include "testing.h"
@@ -22,6 +23,45 @@ llmq_context *test_context(void)
         fail_msg("llmq_context_create: %s: %s", llmq_status_name(st),
                  llmq_context_last_error(ctx));
     return ctx;
+}
+
+/* Each block carries its size in a 64-byte header, which keeps llmq's 64-byte alignment. */
+#define HEADER 64
+
+void *test_allocator_alloc(void *user, size_t size, size_t alignment)
+{
+    test_allocator *a = user;
+    if (a->fail_at >= 0 && a->total == a->fail_at) {
+        a->total++;
+        return NULL;
+    }
+    a->total++;
+    void *p = NULL;
+    if (alignment > HEADER || posix_memalign(&p, HEADER, size + HEADER) != 0)
+        return NULL;
+    memcpy(p, &size, sizeof size);
+    a->live++;
+    a->live_bytes += size;
+    a->peak_bytes = a->live_bytes > a->peak_bytes ? a->live_bytes : a->peak_bytes;
+    return (char *)p + HEADER;
+}
+
+void test_allocator_free(void *user, void *ptr)
+{
+    test_allocator *a = user;
+    if (ptr == NULL)
+        return;
+    char *base = (char *)ptr - HEADER;
+    size_t size;
+    memcpy(&size, base, sizeof size);
+    a->live--;
+    a->live_bytes -= size;
+    free(base);
+}
+
+llmq_allocator test_allocator_of(test_allocator *a)
+{
+    return (llmq_allocator){test_allocator_alloc, test_allocator_free, a};
 }
 
 uint64_t test_rng_next(test_rng *r)

@@ -33,6 +33,17 @@ void test_expect_failure(const llmq_context *ctx, llmq_status got, llmq_status w
 /* A CPU context, failing the test if it cannot be made. */
 llmq_context *test_context(void);
 
+/* An allocator for llmq_context_options that counts live allocations and bytes (and the peak
+ * of live bytes), and fails allocation number fail_at (from 0; -1: never). */
+typedef struct test_allocator {
+    long live, total, fail_at;
+    size_t live_bytes, peak_bytes;
+} test_allocator;
+void *test_allocator_alloc(void *user, size_t size, size_t alignment);
+void test_allocator_free(void *user, void *ptr);
+/* {test_allocator_alloc, test_allocator_free, a} */
+llmq_allocator test_allocator_of(test_allocator *a);
+
 /* Small deterministic generator (SplitMix64). */
 typedef struct test_rng {
     uint64_t state;
