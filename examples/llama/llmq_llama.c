@@ -38,7 +38,7 @@ typedef struct options {
 static int parse(int argc, char **argv, int first, options *o)
 {
     *o = (options){"fp32", NULL, "Once upon a time", NULL, 20000, 128, 0.0f, 1};
-    for (int i = first; i < argc; i++) {
+    for (int i = first; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return -1;
@@ -60,7 +60,6 @@ static int parse(int argc, char **argv, int first, options *o)
             o->seed = strtoull(v, NULL, 10);
         else
             return -1;
-        i++;
     }
     return 0;
 }
