@@ -185,6 +185,16 @@ CPU_ISA = {"default": 0, "scalar": 1, "avx2": 2, "avxvnni": 3, "avx512": 4}
 WEIGHT_LAYOUT = {"nk": 0, "kn": 1}
 REQUANT = {"exact": 0, "multiplier": 1}
 MODEL_FORMAT = {"safetensors": 0, "llama2c": 1}
+#: Each C enum's tables above: (prefix of its enumerators, table); the test of the header
+#: checks every enumerator (but *_FORCE32_) against them. llmq_status maps to _ERRORS.
+ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_DTYPE_", DTYPES),
+               "llmq_symmetry": ("LLMQ_SYMMETRY_", SYMMETRY),
+               "llmq_granularity": ("LLMQ_GRANULARITY_", GRANULARITY),
+               "llmq_rounding": ("LLMQ_ROUNDING_", ROUNDING),
+               "llmq_numerics": ("LLMQ_NUMERICS_", NUMERICS),
+               "llmq_weight_layout": ("LLMQ_WEIGHT_LAYOUT_", WEIGHT_LAYOUT),
+               "llmq_requant": ("LLMQ_REQUANT_", REQUANT),
+               "llmq_model_format": ("LLMQ_MODEL_FORMAT_", MODEL_FORMAT)}
 
 _BITS = {"f32": 32, "f16": 16, "bf16": 16, "s8": 8, "u8": 8, "s4": 4, "u4": 4, "s2": 2, "u2": 2,
          "s32": 32}
@@ -422,11 +432,11 @@ class _Resource:
     The tree is kept apart from the Python objects, so that the order of destruction never
     depends on the garbage collector (which finalizes the members of a cycle in any order)."""
 
-    __slots__ = ("ptr", "destroy", "parents", "children", "views", "closing")
+    __slots__ = ("ptr", "destroy", "parents", "children", "views", "closing", "keep")
 
-    def __init__(self, ptr, destroy, parents):
+    def __init__(self, ptr, destroy, parents, keep=None):
         self.ptr, self.destroy, self.children, self.views = ptr, destroy, {}, 0
-        self.closing = False
+        self.closing, self.keep = False, keep  # keep: what the C object uses until destroyed
         self.parents = list(parents)
         with _tree_lock:
             for p in self.parents:
@@ -466,6 +476,7 @@ class _Resource:
         ptr, self.ptr = self.ptr, None
         if self.destroy is not None:
             self.destroy(ptr)
+        self.keep = None
         parents, self.parents = self.parents, []
         for p in parents:
             p.children.pop(id(self), None)
@@ -483,11 +494,12 @@ class Handle:
     _destroy = None
     _res = None
 
-    def _adopt(self, ptr, parents, ctx):
-        """Own `ptr`; `parents` are the Handles that must outlive it (and close it first)."""
+    def _adopt(self, ptr, parents, ctx, keep=None):
+        """Own `ptr`; `parents` are the Handles that must outlive it (and close it first);
+        `keep` what the C object uses until it is destroyed (callbacks, wrapped memory)."""
         destroy = getattr(library(), self._destroy) if self._destroy else None
         try:
-            self._res = _Resource(ptr, destroy, [p._res for p in parents])
+            self._res = _Resource(ptr, destroy, [p._res for p in parents], keep)
         except BaseException:
             if destroy is not None:
                 destroy(ptr)
@@ -593,7 +605,7 @@ class Context(Handle):
                 _raise(status, "llmq_context_create_with_options", ptr)
             finally:
                 lib.llmq_context_destroy(ptr)  # a failed context still owns memory
-        self._adopt(ptr, (), self)
+        self._adopt(ptr, (), self, keep=self._allocator)
 
     @property
     def backend_name(self):
@@ -747,7 +759,7 @@ class Tensor(Handle):
         t = cls.__new__(cls)
         if not destroy:
             t._destroy = None
-        t._adopt(ptr, parents, ctx)
+        t._adopt(ptr, parents, ctx, keep=array)
         t._array, t._writable = array, writable
         return t
 
