@@ -1110,7 +1110,7 @@ class Model(Handle):
         lib, p = library(), self.ptr
         index = self.names().index(name)
         ndim, shape = ctypes.c_int32(), (ctypes.c_int64 * 16)()
-        _call(self._ctx, "llmq_model_tensor_shape", p, index, ctypes.byref(ndim), shape, 16)
+        _call(None, "llmq_model_tensor_shape", p, index, ctypes.byref(ndim), shape, 16)
         return _str(lib.llmq_model_tensor_file_dtype(p, index)), tuple(shape[:ndim.value])
 
     @property
