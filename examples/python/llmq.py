@@ -98,7 +98,8 @@ const char *llmq_status_name(llmq_status status);
 
 llmq_status llmq_context_options_defaults(llmq_context_options *options, size_t size);
 llmq_status llmq_context_create(llmq_context **out, const char *backend);
-llmq_status llmq_context_create_with_options(llmq_context **out, const llmq_context_options *options);
+llmq_status llmq_context_create_with_options(llmq_context **out,
+    const llmq_context_options *options);
 void llmq_context_destroy(llmq_context *ctx);
 const char *llmq_context_last_error(const llmq_context *ctx);
 const char *llmq_context_backend_name(const llmq_context *ctx);
@@ -108,8 +109,10 @@ const char *llmq_cpu_isa_name(llmq_cpu_isa isa);
 
 const char *llmq_dtype_name(llmq_dtype dtype);
 uint32_t llmq_dtype_bits(llmq_dtype dtype);
-llmq_status llmq_tensor_create(llmq_context *ctx, llmq_dtype dtype, int32_t ndim, const int64_t *shape, llmq_tensor **out);
-llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dtype dtype, int32_t ndim, const int64_t *shape, void *data, size_t row_stride, llmq_tensor **out);
+llmq_status llmq_tensor_create(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
+    const int64_t *shape, llmq_tensor **out);
+llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
+    const int64_t *shape, void *data, size_t row_stride, llmq_tensor **out);
 void llmq_tensor_destroy(llmq_tensor *t);
 llmq_dtype llmq_tensor_dtype(const llmq_tensor *t);
 int32_t llmq_tensor_ndim(const llmq_tensor *t);
@@ -137,9 +140,11 @@ llmq_rounding llmq_scheme_rounding(const llmq_scheme *s);
 uint64_t llmq_scheme_seed(const llmq_scheme *s);
 llmq_numerics llmq_scheme_numerics(const llmq_scheme *s);
 llmq_status llmq_scheme_range(const llmq_scheme *s, int32_t *qmin, int32_t *qmax);
-llmq_status llmq_scheme_qparams(const llmq_scheme *s, float lo, float hi, float *scale, int32_t *zero_point);
+llmq_status llmq_scheme_qparams(const llmq_scheme *s, float lo, float hi, float *scale,
+    int32_t *zero_point);
 llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq_scheme *scheme);
-llmq_status llmq_tensor_create_quantized(llmq_context *ctx, const llmq_scheme *scheme, int32_t ndim, const int64_t *shape, llmq_tensor **out);
+llmq_status llmq_tensor_create_quantized(llmq_context *ctx, const llmq_scheme *scheme, int32_t ndim,
+    const int64_t *shape, llmq_tensor **out);
 const llmq_scheme *llmq_tensor_scheme(const llmq_tensor *t);
 llmq_tensor *llmq_tensor_scale(const llmq_tensor *t);
 llmq_tensor *llmq_tensor_zero_point(const llmq_tensor *t);
@@ -151,8 +156,10 @@ llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *ds
 llmq_status llmq_unpack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
 
 llmq_status llmq_matmul_options_defaults(llmq_matmul_options *options, size_t size);
-llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b, const llmq_tensor *bias, llmq_tensor *c);
-llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b, const llmq_tensor *bias, llmq_tensor *c, const llmq_matmul_options *options);
+llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
+    const llmq_tensor *bias, llmq_tensor *c);
+llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
+    const llmq_tensor *bias, llmq_tensor *c, const llmq_matmul_options *options);
 
 llmq_status llmq_model_open(llmq_context *ctx, const char *path, llmq_model **out);
 void llmq_model_destroy(llmq_model *m);
@@ -160,16 +167,21 @@ llmq_model_format llmq_model_get_format(const llmq_model *m);
 int64_t llmq_model_tensor_count(const llmq_model *m);
 const char *llmq_model_tensor_name(const llmq_model *m, int64_t index);
 const char *llmq_model_tensor_file_dtype(const llmq_model *m, int64_t index);
-llmq_status llmq_model_tensor_shape(const llmq_model *m, int64_t index, int32_t *ndim, int64_t *shape, int32_t capacity);
-llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m, const char *name, llmq_tensor **out);
+llmq_status llmq_model_tensor_shape(const llmq_model *m, int64_t index, int32_t *ndim,
+    int64_t *shape, int32_t capacity);
+llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m, const char *name,
+    llmq_tensor **out);
 int64_t llmq_model_metadata_count(const llmq_model *m);
 const char *llmq_model_metadata_key(const llmq_model *m, int64_t index);
 const char *llmq_model_metadata_value(const llmq_model *m, int64_t index);
 const char *llmq_model_metadata(const llmq_model *m, const char *key);
 llmq_status llmq_model_writer_create(llmq_context *ctx, const char *path, llmq_model_writer **out);
-llmq_status llmq_model_writer_set_metadata(llmq_context *ctx, llmq_model_writer *w, const char *key, const char *value);
-llmq_status llmq_model_writer_declare(llmq_context *ctx, llmq_model_writer *w, const char *name, llmq_dtype dtype, int32_t ndim, const int64_t *shape, const llmq_scheme *scheme);
-llmq_status llmq_model_writer_write(llmq_context *ctx, llmq_model_writer *w, const char *name, const llmq_tensor *t);
+llmq_status llmq_model_writer_set_metadata(llmq_context *ctx, llmq_model_writer *w, const char *key,
+    const char *value);
+llmq_status llmq_model_writer_declare(llmq_context *ctx, llmq_model_writer *w, const char *name,
+    llmq_dtype dtype, int32_t ndim, const int64_t *shape, const llmq_scheme *scheme);
+llmq_status llmq_model_writer_write(llmq_context *ctx, llmq_model_writer *w, const char *name,
+    const llmq_tensor *t);
 llmq_status llmq_model_writer_finish(llmq_context *ctx, llmq_model_writer *w);
 void llmq_model_writer_destroy(llmq_model_writer *w);
 """

@@ -37,7 +37,8 @@ static void dump(const char *name, const llmq_tensor *t)
     }
     const int64_t cols = llmq_tensor_dim(t, -1);
     const int64_t rows = llmq_tensor_numel(t) / cols;
-    const size_t row_bytes = (size_t)((cols * (int64_t)llmq_dtype_bits(llmq_tensor_dtype(t)) + 7) / 8);
+    const int64_t bits = llmq_dtype_bits(llmq_tensor_dtype(t));
+    const size_t row_bytes = (size_t)((cols * bits + 7) / 8);
     const unsigned char *data = llmq_tensor_data(t);
     for (int64_t r = 0; r < rows; r++)
         fwrite(data + (size_t)r * llmq_tensor_row_stride(t), 1, row_bytes, f);
@@ -162,8 +163,8 @@ int main(int argc, char **argv)
     dump_quantized("x4", x4);
 
     /* products: W8A8 to s32 and to f32 with bias, W4A16 to f32, W8A8 requantized to u8 */
-    llmq_tensor *y_s32 = new_tensor(LLMQ_DTYPE_S32, M, N), *y_f32 = new_tensor(LLMQ_DTYPE_F32, M, N);
-    llmq_tensor *y_w4 = new_tensor(LLMQ_DTYPE_F32, M, N);
+    llmq_tensor *y_s32 = new_tensor(LLMQ_DTYPE_S32, M, N);
+    llmq_tensor *y_f32 = new_tensor(LLMQ_DTYPE_F32, M, N), *y_w4 = new_tensor(LLMQ_DTYPE_F32, M, N);
     check(llmq_matmul(ctx, a8, w8, NULL, y_s32), "y_s32");
     check(llmq_matmul(ctx, a8, w8, bias, y_f32), "y_f32");
     check(llmq_matmul(ctx, x, w4, bias, y_w4), "y_w4");
