@@ -4,6 +4,9 @@
  * per tensor, channel, group or token) with PyTorch's and ONNX's exact rules, and runs
  * quantized matrix products on CPUs and NVIDIA GPUs. Start with docs/quickstart in the source
  * tree; every declaration below is documented where it is declared. */
+/** @file
+ * The umbrella header: includes every public header of llmq. Programs include only this one;
+ * the API is the union of the headers below it. */
 #ifndef LLMQ_H
 #define LLMQ_H
 

@@ -9,6 +9,9 @@
 #include "llmq/export.h"
 #include "llmq/status.h"
 
+/** @file
+ * The context: backend choice, CPU tier, allocator and the message of the last failure. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,7 +39,10 @@ typedef enum llmq_cpu_isa {
  * aligned to `alignment` (a power of two, at most 4096) or NULL; `free` accepts NULL.
  */
 typedef struct llmq_allocator {
+    /** returns `size` bytes aligned to `alignment`, or NULL; called from the thread using
+     *  the context */
     void *(*alloc)(void *user, size_t size, size_t alignment);
+    /** frees a block that `alloc` returned; NULL is passed through and must be accepted */
     void (*free)(void *user, void *ptr);
     void *user; /**< passed back to both callbacks */
 } llmq_allocator;
@@ -95,6 +101,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_create_with_options(
 
 /**
  * Destroy a context. Destroy every object made from it first. NULL is a no-op.
+ * @param ctx  the context, also one whose creation failed; invalid afterwards
  * @thread ctx-exclusive
  * @since 0.1
  */
@@ -103,7 +110,8 @@ LLMQ_API void llmq_context_destroy(llmq_context *ctx);
 /**
  * Message of the last failure on @p ctx, "function: argument=value: reason", or "" if no call
  * has failed. Success leaves it untouched. Valid until the next failing call or destroy.
- * @return never NULL ("" for a NULL context)
+ * @param ctx  any context, also one whose creation failed; NULL allowed
+ * @return never NULL ("" for a NULL context); owned by the context
  * @thread ctx-exclusive
  * @since 0.1
  */
@@ -111,6 +119,7 @@ LLMQ_API const char *llmq_context_last_error(const llmq_context *ctx);
 
 /**
  * Name of the backend chosen at creation, e.g. "cpu-scalar" or "cpu-avx512".
+ * @param ctx  the context; NULL allowed
  * @return a static string; "" for NULL
  * @thread read-shared
  * @since 0.1
@@ -120,6 +129,7 @@ LLMQ_API const char *llmq_context_backend_name(const llmq_context *ctx);
 /**
  * CPU tier the context's kernels use: the lowest of what the host supports, what this build
  * has kernels for, and the cap.
+ * @param ctx  the context; NULL allowed
  * @return the tier; LLMQ_CPU_ISA_DEFAULT for NULL
  * @thread read-shared
  * @since 0.1
@@ -128,6 +138,7 @@ LLMQ_API llmq_cpu_isa llmq_context_cpu_isa(const llmq_context *ctx);
 
 /**
  * Best CPU tier the host supports (CPUID and the OS-enabled register state), whatever the build.
+ * @param ctx  the context (the tier was detected when it was created); NULL allowed
  * @return the tier; LLMQ_CPU_ISA_DEFAULT for NULL
  * @thread read-shared
  * @since 0.1
@@ -136,6 +147,7 @@ LLMQ_API llmq_cpu_isa llmq_context_host_isa(const llmq_context *ctx);
 
 /**
  * Name of a CPU tier: "default", "scalar", "avx2", "avxvnni", "avx512".
+ * @param isa  any value
  * @return a static string; "unknown" for other values
  * @thread reentrant
  * @since 0.1

@@ -11,6 +11,9 @@
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
+/** @file
+ * Quantized matrix products C = A * B^T with fused epilogues (docs/gemm.md). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,6 +48,8 @@ typedef struct llmq_matmul_options {
 
 /**
  * Fill @p options with the defaults for a caller compiled against a struct of @p size bytes.
+ * @param options  written; must not be NULL
+ * @param size     sizeof(llmq_matmul_options) as the caller sees it
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL), LLMQ_ERR_ABI (size out of range)
  * @thread reentrant
  * @since 0.2
@@ -70,6 +75,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_options_defaults(llmq_matmul_opt
  * Integer products accumulate exactly in int32 on every backend; the S32 and S8/U8 (EXACT)
  * results are bit-identical across backends and CPU tiers; float results agree within the
  * bounds stated in docs/gemm.md.
+ * @param ctx  context for messages and scratch memory
  * @param a     activations, F32/F16/BF16 or quantized S8/U8 with a scheme
  * @param b     weights, quantized with a scheme, [N, K] (see options for [K, N])
  * @param bias  NULL or F32 [N]; float outputs only
@@ -87,6 +93,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul(llmq_context *ctx, const llmq_te
 
 /**
  * llmq_matmul() with options (weight layout, requantization mode).
+ * @param ctx, a, b, bias, c  as llmq_matmul()
  * @param options  borrowed for the call; NULL means defaults
  * @return as llmq_matmul(), plus LLMQ_ERR_ABI for a bad options `size` or reserved fields
  * @thread ctx-exclusive

@@ -11,6 +11,10 @@
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
+/** @file
+ * Model files: safetensors and llama2.c checkpoints read tensor by tensor, safetensors
+ * written with quantized tensors (docs/models.md). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,6 +47,7 @@ typedef enum llmq_model_format {
  * `output.weight` (shared with the embedding when the file says so); the hyper-parameters are
  * metadata `llama2c.dim`, `llama2c.hidden_dim`, `llama2c.n_layers`, `llama2c.n_heads`,
  * `llama2c.n_kv_heads`, `llama2c.vocab_size`, `llama2c.seq_len`, `llama2c.shared_classifier`.
+ * @param ctx   context for the allocations and messages; must outlive the model
  * @param path  borrowed for the call
  * @param out   receives the model; NULL on failure
  * @return LLMQ_OK; LLMQ_ERR_IO (cannot open or map: the message names the path and the system
@@ -55,23 +60,29 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_open(llmq_context *ctx, const cha
                                                     llmq_model **out);
 
 /** Unmap and free a model; tensors obtained from it must be destroyed first. NULL is a no-op.
- *  @thread exclusive on m @since 0.2 */
+ *  @param m  the model; invalid afterwards @thread exclusive on m @since 0.2 */
 LLMQ_API void llmq_model_destroy(llmq_model *m);
 
-/** Format of an opened model (SAFETENSORS for NULL). @thread read-shared @since 0.2 */
+/** Format of an opened model. @param m  NULL allowed @return the format (SAFETENSORS for NULL)
+ *  @thread read-shared @since 0.2 */
 LLMQ_API llmq_model_format llmq_model_get_format(const llmq_model *m);
 
 /** Number of tensors in the file, including the `.scale` / `.zero_point` companions of
- *  quantized tensors (0 for NULL). @thread read-shared @since 0.2 */
+ *  quantized tensors. @param m  NULL allowed @return the count (0 for NULL)
+ *  @thread read-shared @since 0.2 */
 LLMQ_API int64_t llmq_model_tensor_count(const llmq_model *m);
 
-/** Name of tensor @p index in file order; NULL when out of range. Owned by the model.
- *  @thread read-shared @since 0.2 */
+/** Name of tensor @p index in file order. @param m  NULL allowed @param index  0..count-1
+ *  @return the name, owned by the model; NULL when out of range @thread read-shared
+ *  @since 0.2 */
 LLMQ_API const char *llmq_model_tensor_name(const llmq_model *m, int64_t index);
 
 /**
  * Element type of tensor @p index as the file spells it ("F32", "BF16", "I64", ...; for
- * llama2.c always "F32"); NULL when out of range. Owned by the model.
+ * llama2.c always "F32").
+ * @param m  the model; NULL allowed
+ * @param index  0..count-1
+ * @return the name, owned by the model; NULL when out of range
  * @thread read-shared
  * @since 0.2
  */
@@ -79,9 +90,13 @@ LLMQ_API const char *llmq_model_tensor_file_dtype(const llmq_model *m, int64_t i
 
 /**
  * Stored shape of tensor @p index (packed bytes for quantized sub-byte data).
+ * @param m      the model
+ * @param index  0..count-1
  * @param ndim   receives the number of dimensions (the file may have more than LLMQ_MAX_DIMS)
- * @param shape  receives up to @p capacity sizes
- * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, index out of range)
+ * @param shape  receives up to @p capacity sizes; may be NULL when capacity is 0
+ * @param capacity  number of sizes @p shape can hold
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, index out of range; no message: there is no
+ *         context)
  * @thread read-shared
  * @since 0.2
  */
@@ -95,6 +110,10 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor_shape(const llmq_model *m,
  * dtype and shape (e.g. u4 [4096, 4096]) with the scheme and parameters bound, ready for
  * llmq_dequantize() or llmq_matmul(). The view is copy-on-write: writing to it never changes
  * the file. Destroy it before the model.
+ * @param ctx   context of the new tensor; must outlive it
+ * @param m     the model; must outlive the tensor
+ * @param name  borrowed for the call
+ * @param out   receives the tensor; NULL on failure
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, unknown name: the message names it);
  *         LLMQ_ERR_UNSUPPORTED (a file dtype llmq has no type for, more than LLMQ_MAX_DIMS
  *         dimensions or a zero-sized dimension); LLMQ_ERR_PARSE (bad llmq metadata);
@@ -117,16 +136,21 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor(llmq_context *ctx, const l
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_evict(llmq_context *ctx, const llmq_model *m,
                                                      const char *name);
 
-/** Number of metadata entries (`__metadata__` of safetensors). @thread read-shared @since 0.2 */
+/** Number of metadata entries (`__metadata__` of safetensors; llama2.c: its hyper-parameters).
+ *  @param m  NULL allowed @return the count (0 for NULL) @thread read-shared @since 0.2 */
 LLMQ_API int64_t llmq_model_metadata_count(const llmq_model *m);
 
-/** Key of metadata entry @p index, or NULL. @thread read-shared @since 0.2 */
+/** Key of metadata entry @p index. @param m  NULL allowed @param index  0..count-1
+ *  @return the key, owned by the model; NULL when out of range @thread read-shared @since 0.2 */
 LLMQ_API const char *llmq_model_metadata_key(const llmq_model *m, int64_t index);
 
-/** Value of metadata entry @p index, or NULL. @thread read-shared @since 0.2 */
+/** Value of metadata entry @p index. @param m  NULL allowed @param index  0..count-1
+ *  @return the value, owned by the model; NULL when out of range @thread read-shared
+ *  @since 0.2 */
 LLMQ_API const char *llmq_model_metadata_value(const llmq_model *m, int64_t index);
 
-/** Value of metadata @p key, or NULL when absent. @thread read-shared @since 0.2 */
+/** Value of metadata @p key. @param m  NULL allowed @param key  borrowed; NULL allowed
+ *  @return the value, owned by the model; NULL when absent @thread read-shared @since 0.2 */
 LLMQ_API const char *llmq_model_metadata(const llmq_model *m, const char *key);
 
 /**
@@ -134,6 +158,9 @@ LLMQ_API const char *llmq_model_metadata(const llmq_model *m, const char *key);
  * (llmq_model_writer_declare()), then write them in any order, then finish. The data goes to a
  * temporary file beside @p path, renamed over it only by llmq_model_writer_finish(); any
  * failure, or destroying an unfinished writer, removes it, so no partial output ever appears.
+ * @param ctx   context for the allocations and messages; must outlive the writer
+ * @param path  borrowed for the call
+ * @param out   receives the writer; NULL on failure
  * @return LLMQ_OK; LLMQ_ERR_IO (the directory is not writable: message names the path);
  *         LLMQ_ERR_INVALID_ARG; LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive
@@ -144,6 +171,9 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_create(llmq_context *ctx, 
 
 /**
  * Add a `__metadata__` entry (before the first write). Keys starting with "llmq." are reserved.
+ * @param ctx         the writer's context
+ * @param w           the writer
+ * @param key, value  UTF-8, copied
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, reserved or duplicate key), LLMQ_ERR_STATE
  *         (after the first write), LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive
@@ -161,6 +191,13 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_set_metadata(llmq_context 
  * in the scheme's parameter shape, plus metadata `llmq.scheme.<name>` (JSON: dtype, logical
  * shape, symmetry, granularity, axis, group size, rounding, numerics) and `llmq.format`.
  * Float, s8/u8 and s32 tensors without a scheme are stored as themselves.
+ * @param ctx     the writer's context
+ * @param w       the writer
+ * @param name    copied; unique in the file
+ * @param dtype   element type (logical)
+ * @param ndim    1..LLMQ_MAX_DIMS
+ * @param shape   ndim sizes, each >= 1; borrowed for the call
+ * @param scheme  NULL, or the scheme of quantized data (copied)
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, duplicate name, bad shape, scheme/dtype
  *         mismatch, sub-byte dtype without a scheme), LLMQ_ERR_STATE (after the first write),
  *         LLMQ_ERR_OUT_OF_MEMORY
@@ -176,6 +213,10 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_declare(llmq_context *ctx,
 /**
  * Write the data of declared tensor @p name (with its parameters when it was declared with a
  * scheme). @p t must have the declared dtype and shape (and a scheme of the same settings).
+ * @param ctx   the writer's context
+ * @param w     the writer
+ * @param name  a declared name
+ * @param t     read during the call only
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (undeclared, already written, mismatch),
  *         LLMQ_ERR_IO (write failed; the writer is then unusable), LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive
@@ -189,6 +230,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_write(llmq_context *ctx,
 /**
  * Check that every declared tensor was written, flush to disk, and rename the temporary file
  * to the path given at creation.
+ * @param ctx  the writer's context
+ * @param w    the writer; destroy it afterwards
  * @return LLMQ_OK, LLMQ_ERR_STATE (a tensor was not written: the message names it),
  *         LLMQ_ERR_IO
  * @thread ctx-exclusive
@@ -197,8 +240,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_write(llmq_context *ctx,
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_writer_finish(llmq_context *ctx,
                                                              llmq_model_writer *w);
 
-/** Destroy a writer; an unfinished output is removed. NULL is a no-op. @thread exclusive on w
- *  @since 0.2 */
+/** Destroy a writer; an unfinished output is removed. NULL is a no-op.
+ *  @param w  the writer; invalid afterwards @thread exclusive on w @since 0.2 */
 LLMQ_API void llmq_model_writer_destroy(llmq_model_writer *w);
 
 #ifdef __cplusplus

@@ -10,6 +10,11 @@
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
+/** @file
+ * Quantization schemes (dtype, symmetry, granularity, rounding, numerics), their parameters,
+ * and binding a scheme to a tensor. docs/concepts.md explains the choices; docs/numerics.md
+ * is the arithmetic. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,8 +60,9 @@ typedef enum llmq_numerics {
 /**
  * Create a scheme for quantized dtype @p dtype (S8, U8, S4, U4, S2, U2) with the defaults:
  * SYMMETRIC, PER_TENSOR, axis 0, no group size, HALF_EVEN, seed 0, PYTORCH.
- * @param ctx  context for error messages; must outlive the scheme
- * @param out  receives the scheme; NULL on failure
+ * @param ctx    context for error messages; must outlive the scheme
+ * @param dtype  a quantized dtype
+ * @param out    receives the scheme; NULL on failure
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (dtype not quantized), LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive
  * @since 0.1
@@ -64,12 +70,16 @@ typedef enum llmq_numerics {
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_create(llmq_context *ctx, llmq_dtype dtype,
                                                        llmq_scheme **out);
 
-/** Destroy a scheme; NULL is a no-op. Tensors keep their own copy. @thread exclusive on s
+/** Destroy a scheme; NULL is a no-op. Tensors keep their own copy.
+ *  @param s  a scheme from llmq_scheme_create() (never llmq_tensor_scheme()'s); invalid after
+ *  @thread exclusive on s
  *  @since 0.1 */
 LLMQ_API void llmq_scheme_destroy(llmq_scheme *s);
 
 /**
  * Set the symmetry.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param symmetry  an llmq_symmetry value
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL or unknown value)
  * @thread ctx-exclusive
  * @since 0.1
@@ -79,6 +89,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_symmetry(llmq_scheme *s,
 
 /**
  * Set the granularity. PER_CHANNEL uses the axis, PER_GROUP the group size.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param granularity  an llmq_granularity value
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL or unknown value)
  * @thread ctx-exclusive
  * @since 0.1
@@ -89,6 +101,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_granularity(llmq_scheme *s,
 /**
  * Set the channel axis of PER_CHANNEL; negative counts from the end. Checked against the
  * tensor when the scheme is bound (llmq_tensor_set_scheme()).
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param axis  -LLMQ_MAX_DIMS..LLMQ_MAX_DIMS-1
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL, |axis| >= LLMQ_MAX_DIMS)
  * @thread ctx-exclusive
  * @since 0.1
@@ -97,6 +111,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_axis(llmq_scheme *s, int32_t
 
 /**
  * Set the group size of PER_GROUP (elements along the last axis sharing parameters).
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param group_size  >= 1; need not divide the last dimension (the last group is shorter)
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL, group_size < 1)
  * @thread ctx-exclusive
  * @since 0.1
@@ -106,6 +122,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_group_size(llmq_scheme *s,
 
 /**
  * Set the rounding mode.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param rounding  an llmq_rounding value
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL or unknown value)
  * @thread ctx-exclusive
  * @since 0.1
@@ -115,6 +133,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_rounding(llmq_scheme *s,
 
 /**
  * Set the seed of STOCHASTIC rounding (ignored by the other modes).
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param seed  any value; equal seeds give equal codes
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL)
  * @thread ctx-exclusive
  * @since 0.1
@@ -123,6 +143,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_seed(llmq_scheme *s, uint64_
 
 /**
  * Set the numerics mode.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
+ * @param numerics  an llmq_numerics value
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL or unknown value)
  * @thread ctx-exclusive
  * @since 0.1
@@ -149,26 +171,36 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_numerics(llmq_scheme *s,
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_range(llmq_scheme *s, int32_t qmin,
                                                           int32_t qmax);
 
-/** Getters; each returns the field, or 0 for a NULL scheme. @thread read-shared @since 0.1 */
+/** Quantized dtype of @p s. @param s  NULL allowed @return the dtype (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_dtype llmq_scheme_dtype(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Symmetry of @p s. @param s  NULL allowed @return the symmetry (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_symmetry llmq_scheme_symmetry(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Granularity of @p s. @param s  NULL allowed @return the granularity (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_granularity llmq_scheme_granularity(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Channel axis of @p s, as set (may be negative). @param s  NULL allowed
+ *  @return the axis (0 for NULL) @thread read-shared @since 0.1 */
 LLMQ_API int32_t llmq_scheme_axis(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Group size of @p s. @param s  NULL allowed @return the group size (0: not set, or NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API int64_t llmq_scheme_group_size(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Rounding mode of @p s. @param s  NULL allowed @return the mode (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_rounding llmq_scheme_rounding(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Seed of stochastic rounding of @p s. @param s  NULL allowed @return the seed (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API uint64_t llmq_scheme_seed(const llmq_scheme *s);
-/** @copydoc llmq_scheme_dtype */
+/** Numerics mode of @p s. @param s  NULL allowed @return the mode (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_numerics llmq_scheme_numerics(const llmq_scheme *s);
 
 /**
  * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15], or
  * the range given to llmq_scheme_set_range() (since 0.2).
+ * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15].
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
  * @param qmin, qmax  receive the bounds; must not be NULL
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (a NULL argument)
  * @thread read-shared
@@ -182,6 +214,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_range(const llmq_scheme *s, int3
  * widened to include 0; symmetric: scale = max(-lo, hi) / ((qmax - qmin) / 2), zero point 0
  * (unsigned: the midpoint); asymmetric: scale = (hi - lo) / (qmax - qmin),
  * zero point = clamp(qmin - round_half_even(lo / scale)); scale >= FLT_EPSILON. All float32.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
  * @param lo, hi       finite, lo <= hi
  * @param scale, zero_point  receive the parameters; must not be NULL
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, lo > hi), LLMQ_ERR_NON_FINITE (NaN or Inf bound)
@@ -197,6 +230,9 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_qparams(const llmq_scheme *s, fl
  * channel, [rows] per token, [rows, ceil(cols / group_size)] per group. Scales start at 1,
  * zero points at 0 (signed dtypes) or the grid's midpoint (unsigned: u8 128, u4 8, u2 2).
  * Binding again replaces the scheme and the parameter tensors.
+ * @param ctx     context for the allocations and messages; t's context
+ * @param t       tensor of a quantized dtype (owning or wrapped)
+ * @param scheme  borrowed for the call (t keeps a copy)
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, dtype differs, axis out of range, PER_GROUP
  *         without group size); LLMQ_ERR_OUT_OF_MEMORY (t unchanged)
  * @thread ctx-exclusive, exclusive on t
@@ -207,6 +243,11 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_set_scheme(llmq_context *ctx, ll
 
 /**
  * Create an owning tensor of the scheme's dtype and bind the scheme to it, in one call.
+ * @param ctx     context whose allocator is used; must outlive the tensor
+ * @param scheme  borrowed for the call (the tensor keeps a copy)
+ * @param ndim    1..LLMQ_MAX_DIMS
+ * @param shape   ndim sizes, each >= 1; borrowed for the call
+ * @param out     receives the tensor; NULL on failure
  * @return as llmq_tensor_create() and llmq_tensor_set_scheme()
  * @thread ctx-exclusive
  * @since 0.1
@@ -217,15 +258,18 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_create_quantized(llmq_context *c
                                                                  const int64_t *shape,
                                                                  llmq_tensor **out);
 
-/** Scheme bound to @p t, or NULL. Owned by t. @thread read-shared @since 0.1 */
+/** Scheme bound to @p t. @param t  NULL allowed @return the scheme, owned by t (never destroy
+ *  it), or NULL without one @thread read-shared @since 0.1 */
 LLMQ_API const llmq_scheme *llmq_tensor_scheme(const llmq_tensor *t);
 
-/** Scale tensor (F32) of @p t, or NULL without a scheme. Owned by t; its values may be
- *  written. @thread read-shared @since 0.1 */
+/** Scale tensor (F32) of @p t. @param t  NULL allowed @return the tensor, owned by t (never
+ *  destroy it; its values may be written), or NULL without a scheme
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_tensor *llmq_tensor_scale(const llmq_tensor *t);
 
-/** Zero-point tensor (S32) of @p t, or NULL without a scheme. Owned by t; its values may be
- *  written. @thread read-shared @since 0.1 */
+/** Zero-point tensor (S32) of @p t. @param t  NULL allowed @return the tensor, owned by t
+ *  (never destroy it; its values may be written), or NULL without a scheme
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_tensor *llmq_tensor_zero_point(const llmq_tensor *t);
 
 #ifdef __cplusplus

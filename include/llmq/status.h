@@ -5,6 +5,15 @@
 
 #include "llmq/export.h"
 
+/** @file
+ * Status codes and their names. Rules common to every function, so that each function's
+ * `@return` lists only its own causes:
+ * - a function that takes a context returns LLMQ_ERR_INVALID_ARG, without a message, for a
+ *   NULL context, and LLMQ_ERR_STATE for a context whose creation failed;
+ * - every failure on a context leaves "function: argument=value: reason" for
+ *   llmq_context_last_error(); success leaves the message as it was;
+ * - outputs are written only on LLMQ_OK, unless the function says otherwise. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14,7 +23,7 @@ extern "C" {
  * reused. docs/ERRORS.md gives each code's causes and remedies; a test keeps the two in sync.
  */
 typedef enum llmq_status {
-    LLMQ_OK = 0,
+    LLMQ_OK = 0,                /**< success */
     LLMQ_ERR_INVALID_ARG = 1,   /**< caller bug; the message names the argument and reason */
     LLMQ_ERR_OUT_OF_MEMORY = 2, /**< an allocation failed; nothing was written */
     LLMQ_ERR_UNSUPPORTED = 3,   /**< valid request that this build or machine cannot serve */

@@ -9,6 +9,10 @@
 #include "llmq/export.h"
 #include "llmq/status.h"
 
+/** @file
+ * Element types and tensors: owning (llmq_tensor_create()) or viewing caller memory
+ * (llmq_tensor_wrap()). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,16 +23,16 @@ extern "C" {
  * bits). Every row of a tensor starts on a byte boundary.
  */
 typedef enum llmq_dtype {
-    LLMQ_DTYPE_F32 = 0,
-    LLMQ_DTYPE_F16 = 1,
-    LLMQ_DTYPE_BF16 = 2,
-    LLMQ_DTYPE_S8 = 3,
-    LLMQ_DTYPE_U8 = 4,
-    LLMQ_DTYPE_S4 = 5,
-    LLMQ_DTYPE_U4 = 6,
-    LLMQ_DTYPE_S2 = 7,
-    LLMQ_DTYPE_U2 = 8,
-    LLMQ_DTYPE_S32 = 9,
+    LLMQ_DTYPE_F32 = 0,  /**< IEEE binary32 */
+    LLMQ_DTYPE_F16 = 1,  /**< IEEE binary16, as uint16_t bits */
+    LLMQ_DTYPE_BF16 = 2, /**< bfloat16 (the high half of a binary32), as uint16_t bits */
+    LLMQ_DTYPE_S8 = 3,   /**< int8_t codes, grid [-128, 127] */
+    LLMQ_DTYPE_U8 = 4,   /**< uint8_t codes, grid [0, 255] */
+    LLMQ_DTYPE_S4 = 5,   /**< 4-bit two's complement codes [-8, 7], two per byte */
+    LLMQ_DTYPE_U4 = 6,   /**< 4-bit codes [0, 15], two per byte */
+    LLMQ_DTYPE_S2 = 7,   /**< 2-bit two's complement codes [-2, 1], four per byte */
+    LLMQ_DTYPE_U2 = 8,   /**< 2-bit codes [0, 3], four per byte */
+    LLMQ_DTYPE_S32 = 9,  /**< int32_t: matmul accumulators, zero points */
     LLMQ_DTYPE_FORCE32_ = 0x7fffffff
 } llmq_dtype;
 
@@ -42,10 +46,12 @@ typedef enum llmq_dtype {
  * and zero-point tensors (llmq_tensor_set_scheme()).
  */
 typedef struct llmq_tensor llmq_tensor;
+/** Opaque quantization scheme; declared here for llmq_tensor_scheme(), see llmq/scheme.h. */
 typedef struct llmq_scheme llmq_scheme;
 
 /**
  * Name of a dtype: "f32", "f16", "bf16", "s8", "u8", "s4", "u4", "s2", "u2", "s32".
+ * @param dtype  any value
  * @return a static string; "unknown" for other values
  * @thread reentrant
  * @since 0.1
@@ -54,6 +60,7 @@ LLMQ_API const char *llmq_dtype_name(llmq_dtype dtype);
 
 /**
  * Bits per element of a dtype (32, 16, 8, 4 or 2).
+ * @param dtype  any value
  * @return the width; 0 for unknown values
  * @thread reentrant
  * @since 0.1
@@ -80,9 +87,14 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_create(llmq_context *ctx, llmq_d
 /**
  * View caller memory as a tensor, without copying. The memory is borrowed: it must stay valid
  * while the tensor lives, and is never freed by llmq.
+ * @param ctx         context whose allocator holds the tensor's own state; must outlive it
+ * @param dtype       element type
+ * @param ndim        1..LLMQ_MAX_DIMS
+ * @param shape       ndim sizes, each >= 1; borrowed for the call
  * @param data        first row; must not be NULL
  * @param row_stride  bytes between rows; 0 means packed rows; otherwise at least the packed
  *                    row size (a 2-D view into a wider matrix, for example)
+ * @param out         receives the tensor; NULL on failure
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (as llmq_tensor_create(), data NULL, stride too small),
  *         LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive
@@ -96,37 +108,49 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dty
 /**
  * Destroy a tensor, its scheme copy and its parameter tensors; free its memory if it owns
  * it. NULL is a no-op.
+ * @param t  the tensor, made by llmq_tensor_create(), llmq_tensor_wrap(),
+ *           llmq_tensor_create_quantized() or llmq_model_tensor(); never one returned by
+ *           llmq_tensor_scale() or llmq_tensor_zero_point(); invalid afterwards
  * @thread exclusive on t
  * @since 0.1
  */
 LLMQ_API void llmq_tensor_destroy(llmq_tensor *t);
 
-/** Element type of @p t (LLMQ_DTYPE_F32 for NULL). @thread read-shared @since 0.1 */
+/** Element type of @p t. @param t  NULL allowed @return the dtype (LLMQ_DTYPE_F32 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API llmq_dtype llmq_tensor_dtype(const llmq_tensor *t);
 
-/** Number of dimensions of @p t (0 for NULL). @thread read-shared @since 0.1 */
+/** Number of dimensions of @p t. @param t  NULL allowed @return 1..LLMQ_MAX_DIMS (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API int32_t llmq_tensor_ndim(const llmq_tensor *t);
 
 /**
  * Size of dimension @p axis; negative axes count from the end (-1 is the last).
+ * @param t     NULL allowed
+ * @param axis  -ndim..ndim-1
  * @return the size; 0 for NULL or an axis out of range
  * @thread read-shared
  * @since 0.1
  */
 LLMQ_API int64_t llmq_tensor_dim(const llmq_tensor *t, int32_t axis);
 
-/** Number of elements (0 for NULL). @thread read-shared @since 0.1 */
+/** Number of elements of @p t. @param t  NULL allowed @return the product of the dimensions
+ *  (0 for NULL) @thread read-shared @since 0.1 */
 LLMQ_API int64_t llmq_tensor_numel(const llmq_tensor *t);
 
-/** First byte of the first row (NULL for NULL). @thread read-shared @since 0.1 */
+/** First byte of the first row. @param t  NULL allowed @return the data: owned by t, or the
+ *  caller's memory for a wrapped tensor (NULL for NULL) @thread read-shared @since 0.1 */
 LLMQ_API void *llmq_tensor_data(const llmq_tensor *t);
 
-/** Bytes between consecutive rows (0 for NULL). @thread read-shared @since 0.1 */
+/** Bytes between consecutive rows. @param t  NULL allowed @return the row stride (0 for NULL)
+ *  @thread read-shared @since 0.1 */
 LLMQ_API size_t llmq_tensor_row_stride(const llmq_tensor *t);
 
 /**
  * Bytes spanned from the first byte of the first row to the last byte of the last row,
- * i.e. (rows - 1) * row_stride + packed row size (0 for NULL).
+ * i.e. (rows - 1) * row_stride + packed row size.
+ * @param t  NULL allowed
+ * @return the span in bytes (0 for NULL)
  * @thread read-shared
  * @since 0.1
  */

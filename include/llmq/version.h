@@ -6,16 +6,23 @@
 
 #include "llmq/export.h"
 
+/** @file
+ * Compile-time version of the headers and run-time version of the loaded library. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/** Major version of these headers (changes for a deliberate ABI break; docs/ABI.md). */
 #define LLMQ_VERSION_MAJOR 0
+/** Minor version of these headers (grows with each release that adds API). */
 #define LLMQ_VERSION_MINOR 1
+/** Patch version of these headers (fixes only). */
 #define LLMQ_VERSION_PATCH 0
 /** MAJOR * 10000 + MINOR * 100 + PATCH, comparable with `>=`. */
 #define LLMQ_VERSION_NUMBER                                                                    \
     (LLMQ_VERSION_MAJOR * 10000 + LLMQ_VERSION_MINOR * 100 + LLMQ_VERSION_PATCH)
+/** The version of these headers as text, "MAJOR.MINOR.PATCH". */
 #define LLMQ_VERSION_STRING "0.1.0"
 
 /**
