@@ -8,6 +8,7 @@
 
 #include "llmq/context.h"
 #include "llmq/export.h"
+#include "llmq/quantizer.h"
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
@@ -100,6 +101,25 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_choice_defaults(llmq_recipe_choi
 LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r,
                                                         const char *tensor_name,
                                                         llmq_recipe_choice *choice);
+
+/**
+ * Create the calibration quantizer the recipe asks for at @p tensor_name: its static activation
+ * scheme and the observer with its settings (the matching rule's `calibration` over the
+ * defaults'; min/max when none is named). Observe activations, finalize, then apply the
+ * parameters to the quantized activations (llmq_quantizer_apply()).
+ * @param ctx          context for the quantizer and messages
+ * @param r            the recipe
+ * @param tensor_name  the weight tensor whose input activations are calibrated
+ * @param out          receives the quantizer (destroy it); NULL on failure
+ * @return LLMQ_OK; LLMQ_ERR_STATE (the tensor's activations are float or dynamic);
+ *         LLMQ_ERR_INVALID_ARG (NULL); LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; the recipe is read-shared
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_create_quantizer(llmq_context *ctx,
+                                                                 const llmq_recipe *r,
+                                                                 const char *tensor_name,
+                                                                 llmq_quantizer **out);
 
 /** Destroy the schemes of @p choice and reset it to the defaults; NULL is a no-op.
  *  @thread exclusive on choice @since 0.2 */

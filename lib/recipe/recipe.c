@@ -14,6 +14,7 @@
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "quant/scheme_impl.h"
+#include "llmq/quantizer.h"
 #include "llmq/recipe.h"
 
 #define RECIPE_VERSION 1
@@ -30,8 +31,9 @@ typedef struct spec {
     yaml_mark_t mark;
 } spec;
 
-/* Calibration settings: an observer name and numeric settings, checked when the calibration
- * layer consumes them. */
+/* Calibration settings: an observer (-1: unset) and the settings given, indexed by
+ * llmq_observer_param. */
+#define N_OBSERVERS 6
 #define N_CALIB_PARAMS 5
 typedef struct calib_spec {
     int observer;
@@ -47,12 +49,13 @@ typedef struct rule {
     calib_spec calib;
     llmq_scheme *w, *a; /* built from the rule merged over the defaults */
     llmq_activation_mode mode;
+    calib_spec merged;  /* the rule's calibration over the defaults' */
 } rule;
 
 struct llmq_recipe {
     llmq_context *ctx;
     spec weight, activation;
-    calib_spec calib;
+    calib_spec calib, merged;
     llmq_scheme *w, *a;
     llmq_activation_mode mode;
     rule *rules;
@@ -66,8 +69,6 @@ static const char *const granularity_names[] = {"per_tensor", "per_channel", "pe
 static const char *const rounding_names[] = {"half_even", "half_away", "stochastic"};
 static const char *const numerics_names[] = {"pytorch", "onnx"};
 static const char *const mode_names[] = {"float", "dynamic", "static"};
-static const char *const observer_names[] = {"minmax", "moving_average", "percentile",
-                                             "entropy", "histogram_l2", "mse"};
 static const char *const calib_param_names[N_CALIB_PARAMS] = {"momentum", "percentile", "bins",
                                                                "grid", "upsample"};
 #define COUNT(a) ((int)(sizeof a / sizeof a[0]))
@@ -275,8 +276,12 @@ static llmq_status calib_field(const parse_ctx *pc, void *target, const char *ke
                                const yaml_node_t *v, const char *path)
 {
     calib_spec *c = target;
-    if (strcmp(key, "observer") == 0)
-        return get_enum(pc, v, path, observer_names, COUNT(observer_names), &c->observer);
+    if (strcmp(key, "observer") == 0) {
+        const char *names[N_OBSERVERS];
+        for (int i = 0; i < N_OBSERVERS; i++)
+            names[i] = llmq_observer_name((llmq_observer)i);
+        return get_enum(pc, v, path, names, N_OBSERVERS, &c->observer);
+    }
     for (int i = 0; i < N_CALIB_PARAMS; i++)
         if (strcmp(key, calib_param_names[i]) == 0) {
             LLMQ_TRY(get_number(pc, v, path, &c->params[i]));
@@ -365,9 +370,12 @@ static llmq_status build(const parse_ctx *pc, const spec *s, const char *path, b
     const int32_t qmin = is_unsigned ? 0
                                      : -half + (sym == LLMQ_SYMMETRY_SYMMETRIC_RESTRICTED ? 1 : 0);
     const int32_t qmax = is_unsigned ? 2 * half - 1 : half - 1;
+    /* unset granularity: weights per output channel, dynamic activations per token, static
+       (calibrated) activations per tensor */
     const int gran = s->granularity >= 0 ? s->granularity
-                                         : activation ? LLMQ_GRANULARITY_PER_TOKEN
-                                                      : LLMQ_GRANULARITY_PER_CHANNEL;
+                     : !activation       ? LLMQ_GRANULARITY_PER_CHANNEL
+                     : s->mode == LLMQ_ACTIVATION_STATIC ? LLMQ_GRANULARITY_PER_TENSOR
+                                                         : LLMQ_GRANULARITY_PER_TOKEN;
     if (gran == LLMQ_GRANULARITY_PER_GROUP && s->group_size < 1)
         return fail_at(pc, s->mark, path, "granularity per_group needs group_size");
     llmq_scheme *sc = NULL;
@@ -397,6 +405,50 @@ static llmq_status build(const parse_ctx *pc, const spec *s, const char *path, b
     if (mode != NULL)
         *mode = s->mode >= 0 ? (llmq_activation_mode)s->mode : LLMQ_ACTIVATION_DYNAMIC;
     *out = sc;
+    return LLMQ_OK;
+}
+
+/* The rule's calibration over the defaults': its observer and settings win; naming another
+ * observer drops the defaults' settings, which belong to theirs. */
+static calib_spec merge_calib(const calib_spec *d, const calib_spec *r)
+{
+    calib_spec m = *d;
+    if (r->observer >= 0 && r->observer != d->observer) {
+        memset(&m, 0, sizeof m);
+        m.observer = r->observer;
+    }
+    for (int i = 0; i < N_CALIB_PARAMS; i++)
+        if (r->set & (1u << i)) {
+            m.params[i] = r->params[i];
+            m.set |= 1u << i;
+        }
+    if (m.observer < 0)
+        m.observer = LLMQ_OBSERVER_MINMAX;
+    return m;
+}
+
+/* Static activations need a scheme a quantizer can calibrate, and settings that apply to the
+ * observer and lie in its bounds. */
+static llmq_status check_static(const parse_ctx *pc, const llmq_scheme *a, llmq_activation_mode mode,
+                                const calib_spec *c, yaml_mark_t mark, const char *path)
+{
+    if (a == NULL || mode != LLMQ_ACTIVATION_STATIC)
+        return LLMQ_OK;
+    if (llmq_scheme_granularity(a) == LLMQ_GRANULARITY_PER_TOKEN)
+        return fail_at(pc, mark, path, "mode static: per_token parameters only exist at run "
+                       "time; use per_tensor, per_channel or per_group");
+    for (int i = 0; i < N_CALIB_PARAMS; i++) {
+        double lo, hi;
+        if (!(c->set & (1u << i)))
+            continue;
+        if (llmq_observer_param_bounds((llmq_observer)c->observer, (llmq_observer_param)i, &lo,
+                                       &hi) != LLMQ_OK)
+            return fail_at(pc, mark, path, "calibration.%s: does not apply to observer %s",
+                           calib_param_names[i], llmq_observer_name((llmq_observer)c->observer));
+        if (c->params[i] < lo || c->params[i] > hi)
+            return fail_at(pc, mark, path, "calibration.%s: %g: must be in [%g, %g]",
+                           calib_param_names[i], c->params[i], lo, hi);
+    }
     return LLMQ_OK;
 }
 
@@ -498,6 +550,8 @@ static llmq_status parse_rules(const parse_ctx *pc, llmq_recipe *r, const yaml_n
         snprintf(sub, sizeof sub, "%s.activation", path);
         if (!ru->skip)
             LLMQ_TRY(build(pc, &a, sub, true, &ru->a, &ru->mode));
+        ru->merged = merge_calib(&r->calib, &ru->calib);
+        LLMQ_TRY(check_static(pc, ru->a, ru->mode, &ru->merged, item->start_mark, path));
     }
     return LLMQ_OK;
 }
@@ -559,6 +613,9 @@ static llmq_status parse_document(const parse_ctx *pc, llmq_recipe *r)
                        RECIPE_VERSION);
     LLMQ_TRY(build(pc, &r->weight, "defaults.weight", false, &r->w, NULL));
     LLMQ_TRY(build(pc, &r->activation, "defaults.activation", true, &r->a, &r->mode));
+    const calib_spec none = {.observer = -1};
+    r->merged = merge_calib(&r->calib, &none);
+    LLMQ_TRY(check_static(pc, r->a, r->mode, &r->merged, r->activation.mark, "defaults.activation"));
     return rules != NULL ? parse_rules(pc, r, rules) : LLMQ_OK;
 }
 
@@ -666,6 +723,19 @@ void llmq_recipe_choice_clear(llmq_recipe_choice *choice)
     choice->rule = -1;
 }
 
+/* The first rule with a pattern matching name, or NULL; *index gets its index or -1. */
+static const rule *match(const llmq_recipe *r, const char *name, int32_t *index)
+{
+    *index = -1;
+    for (int32_t i = 0; i < r->n_rules; i++)
+        for (int32_t k = 0; k < r->rules[i].n_patterns; k++)
+            if (fnmatch(r->rules[i].patterns[k], name, 0) == 0) {
+                *index = i;
+                return &r->rules[i];
+            }
+    return NULL;
+}
+
 /* A caller-owned copy of a scheme. */
 static llmq_status clone(llmq_context *ctx, const llmq_scheme *s, llmq_scheme **out)
 {
@@ -694,13 +764,7 @@ llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r, const c
                          choice->size);
     LLMQ_REQUIRE(ctx, choice->weight == NULL && choice->activation == NULL,
                  "choice: holds schemes; call llmq_recipe_choice_clear first");
-    const rule *hit = NULL;
-    for (int32_t i = 0; i < r->n_rules && hit == NULL; i++)
-        for (int32_t k = 0; k < r->rules[i].n_patterns && hit == NULL; k++)
-            if (fnmatch(r->rules[i].patterns[k], tensor_name, 0) == 0) {
-                hit = &r->rules[i];
-                choice->rule = i;
-            }
+    const rule *hit = match(r, tensor_name, &choice->rule);
     if (hit != NULL && hit->skip) {
         choice->skip = 1;
         return LLMQ_OK;
@@ -714,5 +778,37 @@ llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r, const c
         return st;
     }
     choice->activation_mode = hit != NULL ? hit->mode : r->mode;
+    return LLMQ_OK;
+}
+
+llmq_status llmq_recipe_create_quantizer(llmq_context *ctx, const llmq_recipe *r,
+                                         const char *tensor_name, llmq_quantizer **out)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a quantizer pointer");
+    *out = NULL;
+    LLMQ_REQUIRE(ctx, r != NULL, "r=NULL: must be a recipe");
+    LLMQ_REQUIRE(ctx, tensor_name != NULL, "tensor_name=NULL: must be a name");
+    int32_t index;
+    const rule *hit = match(r, tensor_name, &index);
+    const llmq_scheme *a = hit != NULL ? hit->a : r->a;
+    const llmq_activation_mode mode = hit != NULL ? hit->mode : r->mode;
+    const calib_spec *c = hit != NULL ? &hit->merged : &r->merged;
+    if ((hit != NULL && hit->skip) || a == NULL || mode != LLMQ_ACTIVATION_STATIC)
+        return llmq_fail(ctx, LLMQ_ERR_STATE, __func__,
+                         "tensor_name=%s: its activations are not static in this recipe",
+                         tensor_name);
+    llmq_quantizer *q = NULL;
+    LLMQ_TRY(llmq_quantizer_create(ctx, a, (llmq_observer)c->observer, &q));
+    for (int i = 0; i < N_CALIB_PARAMS; i++) {
+        if (!(c->set & (1u << i)))
+            continue;
+        const llmq_status st = llmq_quantizer_set_param(q, (llmq_observer_param)i, c->params[i]);
+        if (st != LLMQ_OK) {
+            llmq_quantizer_destroy(q);
+            return st;
+        }
+    }
+    *out = q;
     return LLMQ_OK;
 }

@@ -73,7 +73,8 @@ static void first_match_wins_over_defaults(void **state)
     assert_int_equal(llmq_scheme_granularity(c.weight), LLMQ_GRANULARITY_PER_CHANNEL);
     assert_int_equal(llmq_scheme_numerics(c.weight), LLMQ_NUMERICS_ONNX);
     assert_int_equal(llmq_scheme_dtype(c.activation), LLMQ_DTYPE_S8);
-    assert_int_equal(llmq_scheme_granularity(c.activation), LLMQ_GRANULARITY_PER_TOKEN);
+    /* static activations default to one calibrated scale per tensor */
+    assert_int_equal(llmq_scheme_granularity(c.activation), LLMQ_GRANULARITY_PER_TENSOR);
     assert_int_equal(c.activation_mode, LLMQ_ACTIVATION_STATIC);
     llmq_recipe_choice_clear(&c);
     /* rule 1 before rule 2: first match wins, the skip of rule 2 is never reached */
@@ -180,6 +181,58 @@ static void errors_name_file_line_column_key(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* The calibration a recipe asks for becomes a quantizer: the observer and its settings from the
+ * rule over the defaults. */
+static void calibration_quantizers(void **state)
+{
+    (void)state;
+    llmq_context *ctx = test_context();
+    llmq_recipe *r = parse(ctx, "version: 1\n"
+                                "defaults:\n"
+                                "  weight: {dtype: s8}\n"
+                                "  activation: {dtype: u8, symmetry: asymmetric, mode: static}\n"
+                                "  calibration: {observer: percentile, percentile: 99.9}\n"
+                                "rules:\n"
+                                "  - match: \"*.w2.weight\"\n"
+                                "    calibration: {observer: histogram_l2, bins: 1024}\n"
+                                "  - match: \"*.wq.weight\"\n"
+                                "    activation: {mode: dynamic, granularity: per_token}\n");
+    llmq_quantizer *q = NULL;
+    double v;
+    ASSERT_OK(ctx, llmq_recipe_create_quantizer(ctx, r, "layers.0.feed_forward.w1.weight", &q));
+    assert_int_equal(llmq_quantizer_observer(q), LLMQ_OBSERVER_PERCENTILE);
+    ASSERT_OK(ctx, llmq_quantizer_get_param(q, LLMQ_OBSERVER_PARAM_PERCENTILE, &v));
+    assert_true(v == 99.9);
+    assert_int_equal(llmq_scheme_dtype(llmq_quantizer_scheme(q)), LLMQ_DTYPE_U8);
+    llmq_quantizer_destroy(q);
+    ASSERT_OK(ctx, llmq_recipe_create_quantizer(ctx, r, "layers.0.feed_forward.w2.weight", &q));
+    assert_int_equal(llmq_quantizer_observer(q), LLMQ_OBSERVER_HISTOGRAM_L2);
+    ASSERT_OK(ctx, llmq_quantizer_get_param(q, LLMQ_OBSERVER_PARAM_BINS, &v));
+    assert_true(v == 1024.0);
+    llmq_quantizer_destroy(q);
+    ASSERT_FAILS(ctx, llmq_recipe_create_quantizer(ctx, r, "layers.0.attention.wq.weight", &q),
+                 LLMQ_ERR_STATE, "its activations are not static in this recipe");
+    assert_null(q);
+    llmq_recipe_destroy(r);
+    /* static settings are checked when the recipe loads */
+    static const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"version: 1\ndefaults:\n  activation: {dtype: s8, mode: static, granularity: per_token}\n",
+         "r.yaml:3:15: defaults.activation: mode static: per_token parameters only exist at run"},
+        {"version: 1\ndefaults:\n  activation: {dtype: s8, mode: static}\n"
+         "  calibration: {observer: percentile, momentum: 0.1}\n",
+         "defaults.activation: calibration.momentum: does not apply to observer percentile"},
+        {"version: 1\ndefaults:\n  activation: {dtype: s8, mode: static}\n"
+         "rules:\n  - match: x\n    calibration: {percentile: 99}\n",
+         "r.yaml:5:5: rules[0]: calibration.percentile: does not apply to observer minmax"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_FAILS(ctx, llmq_recipe_parse(ctx, bad[i].text, strlen(bad[i].text), "r.yaml", &r),
+                     LLMQ_ERR_PARSE, bad[i].message);
+    llmq_context_destroy(ctx);
+}
+
 static void misuse(void **state)
 {
     (void)state;
@@ -215,6 +268,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(examples_load),
         cmocka_unit_test(first_match_wins_over_defaults),
         cmocka_unit_test(errors_name_file_line_column_key),
+        cmocka_unit_test(calibration_quantizers),
         cmocka_unit_test(misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
