@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "eval.h"
 
 static int fail(llmq_context *ctx, const char *what, llmq_status st)
 {
@@ -36,6 +37,7 @@ static void linear_close(llama_linear *l)
     llmq_tensor_destroy(l->wq);
     llmq_tensor_destroy(l->act_q);
     llmq_scheme_destroy(l->act);
+    llmq_quantizer_destroy(l->calib);
     memset(l, 0, sizeof *l);
 }
 
@@ -159,10 +161,12 @@ int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights
     llmq_tensor_destroy(l->wq);
     llmq_tensor_destroy(l->act_q);
     llmq_scheme_destroy(l->act);
+    llmq_quantizer_destroy(l->calib);
     l->wq = l->act_q = NULL;
     l->act = NULL;
+    l->calib = NULL;
     l->act_rows = 0;
-    l->act_static = 0;
+    l->act_static = l->calibrated = 0;
     if (weights == NULL)
         return 0;
     const int64_t shape[2] = {l->out, l->in};
@@ -210,20 +214,20 @@ static int linear(llama *m, llama_linear *l, const float *x, int64_t n, float *y
     if (st == LLMQ_OK)
         st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, ys, y, 0, &yt);
     const llmq_tensor *a = xt;
-    if (st == LLMQ_OK && l->act != NULL) {
+    /* static layers run with float activations until their calibration is done */
+    const int quantize_act = l->act != NULL && (!l->act_static || l->calibrated);
+    if (st == LLMQ_OK && quantize_act) {
         if (l->act_rows != n) {
             llmq_tensor_destroy(l->act_q);
             l->act_q = NULL;
             st = llmq_tensor_create_quantized(ctx, l->act, 2, xs, &l->act_q);
+            if (st == LLMQ_OK && l->act_static) /* the calibrated scale and zero point */
+                st = llmq_quantizer_apply(ctx, l->calib, l->act_q);
             l->act_rows = n;
         }
-        if (st == LLMQ_OK && l->act_static) {
-            *(float *)llmq_tensor_data(llmq_tensor_scale(l->act_q)) = l->act_scale;
-            *(int32_t *)llmq_tensor_data(llmq_tensor_zero_point(l->act_q)) = l->act_zero_point;
-            st = llmq_quantize(ctx, xt, l->act_q);
-        } else if (st == LLMQ_OK) {
-            st = llmq_quantize_dynamic(ctx, xt, l->act_q);
-        }
+        if (st == LLMQ_OK)
+            st = l->act_static ? llmq_quantize(ctx, xt, l->act_q)
+                               : llmq_quantize_dynamic(ctx, xt, l->act_q);
         a = l->act_q;
     }
     if (st == LLMQ_OK)
@@ -360,4 +364,55 @@ double llama_weight_bytes(const llama *m)
         }
     }
     return bytes;
+}
+
+/* The calibration hook: every input of a static layer goes to its quantizer. */
+static int observe_static(void *user, llama_linear *l, const float *x, int64_t rows)
+{
+    llama *m = user;
+    if (!l->act_static || l->calibrated || l->calib == NULL)
+        return 0;
+    const int64_t shape[2] = {rows, l->in};
+    llmq_tensor *t = NULL;
+    llmq_status st = llmq_tensor_wrap(m->ctx, LLMQ_DTYPE_F32, 2, shape, (void *)x, 0, &t);
+    if (st == LLMQ_OK)
+        st = llmq_quantizer_observe(m->ctx, l->calib, t);
+    llmq_tensor_destroy(t);
+    return st == LLMQ_OK ? 0 : fail(m->ctx, l->name, st);
+}
+
+int llama_calibrate(llama *m, const struct tokenizer *t, const char *text, int64_t max_tokens,
+                    llama_quantizer_fn create, void *user)
+{
+    int any = 0;
+    for (int i = 0; i < llama_linear_count(m); i++) {
+        llama_linear *l = llama_linear_at(m, i);
+        if (!l->act_static)
+            continue;
+        llmq_quantizer_destroy(l->calib);
+        l->calib = create(user, l);
+        l->calibrated = 0;
+        if (l->calib == NULL)
+            return -1;
+        any = 1;
+    }
+    if (!any)
+        return 0;
+    m->observe = observe_static;
+    m->observe_user = m;
+    double nll;
+    int64_t count;
+    int rc = llama_eval(m, t, text, max_tokens, &nll, &count);
+    m->observe = NULL;
+    for (int i = 0; rc == 0 && i < llama_linear_count(m); i++) {
+        llama_linear *l = llama_linear_at(m, i);
+        if (!l->act_static)
+            continue;
+        const llmq_status st = llmq_quantizer_finalize(m->ctx, l->calib);
+        if (st != LLMQ_OK)
+            rc = fail(m->ctx, l->name, st);
+        l->calibrated = st == LLMQ_OK;
+        l->act_rows = 0; /* the next batch binds the calibrated parameters */
+    }
+    return rc;
 }

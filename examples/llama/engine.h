@@ -21,9 +21,9 @@ typedef struct llama_linear {
     llmq_tensor *w;       /* float weights (a view of the checkpoint) */
     llmq_tensor *wq;      /* quantized weights, or NULL */
     llmq_scheme *act;     /* activation scheme, or NULL for float activations */
-    int act_static;
-    float act_scale;
-    int32_t act_zero_point;
+    int act_static;       /* activation parameters come from calibration */
+    llmq_quantizer *calib; /* the calibration of static activations; finalized when done */
+    int calibrated;
     llmq_tensor *act_q;   /* quantized activations of the last batch size */
     int64_t act_rows;
 } llama_linear;
@@ -63,6 +63,15 @@ llama_linear *llama_linear_at(llama *m, int i);
  * scheme (NULL: float activations). Returns 0 or -1 with a message. */
 int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights,
                            const llmq_scheme *activations);
+
+/* Calibrate the static activations of the linear layers (those configured with act_static):
+ * each gets the quantizer `create(user, layer)` returns, observes every input of the forwards
+ * over `text` (the evaluation protocol's paragraphs, up to max_tokens predictions) and is
+ * finalized. Until then those layers run with float activations. Returns 0 or -1. */
+typedef llmq_quantizer *(*llama_quantizer_fn)(void *user, llama_linear *l);
+struct tokenizer;
+int llama_calibrate(llama *m, const struct tokenizer *t, const char *text, int64_t max_tokens,
+                    llama_quantizer_fn create, void *user);
 
 /* Forward n tokens at positions pos0.. (n <= max_batch, pos0 + n <= max_pos), writing n rows
  * of vocab_size logits. Returns 0 or -1 with a message. */

@@ -23,12 +23,14 @@ static void usage(void)
     fprintf(stderr,
             "usage: llmq-llama eval MODEL TOKENIZER TEXT [--recipe R | --mode M] [--tokens N]\n"
             "       llmq-llama generate MODEL TOKENIZER [--recipe R | --mode M] [--prompt P]\n"
-            "                  [--steps N] [--temperature T] [--seed S]\n"
+            "                  [--steps N] [--temperature T] [--seed S] [--calib TEXT]\n"
+            "static activations are calibrated on 2,000 tokens of the second half of TEXT (eval)\n"
+            "or of the --calib text (generate)\n"
             "common: [--backend auto|cpu|cuda]\n");
 }
 
 typedef struct options {
-    const char *mode, *recipe, *prompt, *backend;
+    const char *mode, *recipe, *prompt, *backend, *calib;
     int64_t tokens;
     int steps;
     float temperature;
@@ -37,7 +39,7 @@ typedef struct options {
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", NULL, "Once upon a time", NULL, 20000, 128, 0.0f, 1};
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, 20000, 128, 0.0f, 1};
     for (int i = first; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -46,6 +48,8 @@ static int parse(int argc, char **argv, int first, options *o)
             o->mode = v;
         else if (strcmp(a, "--recipe") == 0)
             o->recipe = v;
+        else if (strcmp(a, "--calib") == 0)
+            o->calib = v;
         else if (strcmp(a, "--prompt") == 0)
             o->prompt = v;
         else if (strcmp(a, "--backend") == 0)
@@ -64,8 +68,32 @@ static int parse(int argc, char **argv, int first, options *o)
     return 0;
 }
 
-/* Quantize the layers as the recipe (if any) or the named mode says. */
-static int configure(llama *m, const char *mode, const char *recipe_path)
+typedef struct calib_source {
+    const llmq_recipe *recipe;
+    llmq_context *ctx;
+} calib_source;
+
+static llmq_quantizer *recipe_quantizer(void *user, llama_linear *l)
+{
+    const calib_source *c = user;
+    llmq_quantizer *q = NULL;
+    if (llmq_recipe_create_quantizer(c->ctx, c->recipe, l->name, &q) != LLMQ_OK)
+        fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(c->ctx));
+    return q;
+}
+
+/* The calibration text: the second half of the evaluation text, from a paragraph start, so
+ * that calibration never sees the paragraphs that are scored. */
+static const char *calibration_text(const char *text)
+{
+    const char *mid = text + strlen(text) / 2, *p = strstr(mid, "\n\n");
+    return p != NULL ? p + 2 : mid;
+}
+
+/* Quantize the layers as the recipe (if any) or the named mode says; calibrate static
+ * activations on calib_text. */
+static int configure(llama *m, const tokenizer *t, const char *mode, const char *recipe_path,
+                     const char *calib_text, int64_t calib_tokens)
 {
     if (recipe_path == NULL)
         return llama_apply_mode(m, mode);
@@ -75,7 +103,16 @@ static int configure(llama *m, const char *mode, const char *recipe_path)
         fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(m->ctx));
         return -1;
     }
-    const int rc = llama_apply_recipe(m, r);
+    int rc = llama_apply_recipe(m, r);
+    calib_source src = {r, m->ctx};
+    for (int i = 0; rc == 0 && calib_text == NULL && i < llama_linear_count(m); i++)
+        if (llama_linear_at(m, i)->act_static) {
+            fprintf(stderr, "llmq-llama: %s has static activations: give a --calib text\n",
+                    recipe_path);
+            rc = -1;
+        }
+    if (rc == 0 && calib_text != NULL)
+        rc = llama_calibrate(m, t, calib_text, calib_tokens, recipe_quantizer, &src);
     llmq_recipe_destroy(r);
     return rc;
 }
@@ -84,7 +121,7 @@ static int configure(llama *m, const char *mode, const char *recipe_path)
 static int eval_mode(llama *m, const tokenizer *t, const char *text, const char *mode,
                      const char *recipe, int64_t budget, double *ppl, double *tps)
 {
-    if (configure(m, mode, recipe) != 0)
+    if (configure(m, t, mode, recipe, calibration_text(text), 2000) != 0)
         return -1;
     double nll;
     int64_t count;
@@ -139,7 +176,11 @@ static int sample(const float *logits, int vocab, float temperature, unsigned lo
 
 static int cmd_generate(llama *m, const tokenizer *t, const options *o)
 {
-    if (configure(m, o->mode, o->recipe) != 0)
+    char *calib = o->calib != NULL ? llama_read_file(o->calib) : NULL;
+    const int rc0 = configure(m, t, o->mode, o->recipe, calib != NULL ? calibration_text(calib) : NULL,
+                              2000);
+    free(calib);
+    if (rc0 != 0)
         return 1;
     const int vocab = m->cfg.vocab_size;
     int32_t *tokens = malloc((strlen(o->prompt) + 3 + (size_t)o->steps) * sizeof *tokens);

@@ -96,7 +96,7 @@ int llama_apply_recipe(llama *m, const llmq_recipe *recipe)
         const int rc = llama_linear_configure(m, l, c.skip ? NULL : c.weight,
                                               c.skip || c.weight == NULL ? NULL : c.activation);
         if (rc == 0)
-            l->act_static = !c.skip && c.weight != NULL &&
+            l->act_static = !c.skip && c.weight != NULL && c.activation != NULL &&
                             c.activation_mode == LLMQ_ACTIVATION_STATIC;
         llmq_recipe_choice_clear(&c);
         if (rc != 0)
