@@ -15,12 +15,13 @@ typedef struct plan_entry {
     int32_t ndim;
     int64_t shape[LLMQ_MAX_DIMS];
     llmq_scheme *scheme;  /* NULL: copied as it is */
+    llmq_scheme *act;     /* static activations: calibrated from <name>.input of --calib */
     double sqnr, max_err, bytes_in, bytes_out;
 } plan_entry;
 
 typedef struct job {
     llmq_context *ctx;
-    llmq_model *in;
+    llmq_model *in, *calib;
     llmq_recipe *recipe;
     llmq_model_writer *out;
     plan_entry *plan;
@@ -30,6 +31,72 @@ typedef struct job {
 static int fail(job *j, const char *what, llmq_status st)
 {
     return cli_fail(j->ctx, what, st);
+}
+
+/* Static activations are stored as `<weight>.input`: a one-row quantized tensor whose scheme and
+ * parameters are the calibrated ones (its codes are zero), so any llmq reader gets them with
+ * llmq_model_tensor() and applies them to its activations. */
+static void input_name(const plan_entry *p, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s.input", p->name);
+}
+
+static int declare_activation(job *j, plan_entry *p)
+{
+    char name[600];
+    input_name(p, name, sizeof name);
+    if (j->calib == NULL) {
+        fprintf(stderr, "llmq: %s: the recipe makes its activations static: give --calib with "
+                        "a tensor %s of recorded inputs\n", p->name, name);
+        return 1;
+    }
+    const int64_t shape[2] = {1, p->shape[p->ndim - 1]};
+    const llmq_status st = llmq_model_writer_declare(j->ctx, j->out, name,
+                                                     llmq_scheme_dtype(p->act), 2, shape, p->act);
+    return st == LLMQ_OK ? 0 : fail(j, name, st);
+}
+
+/* Observe the recorded inputs in batches of rows, finalize, and write the parameters. */
+static int calibrate_activation(job *j, plan_entry *p)
+{
+    char name[600];
+    input_name(p, name, sizeof name);
+    llmq_tensor *x = NULL, *batch = NULL, *q = NULL;
+    llmq_quantizer *qz = NULL;
+    llmq_status st = llmq_model_tensor(j->ctx, j->calib, name, &x);
+    const int64_t cols = p->shape[p->ndim - 1];
+    if (st == LLMQ_OK && (llmq_tensor_dim(x, -1) != cols || llmq_tensor_ndim(x) != 2)) {
+        fprintf(stderr, "llmq: %s: recorded inputs must be [tokens, %lld]\n", name,
+                (long long)cols);
+        llmq_tensor_destroy(x);
+        return 1;
+    }
+    if (st == LLMQ_OK)
+        st = llmq_recipe_create_quantizer(j->ctx, j->recipe, p->name, &qz);
+    const int64_t rows = st == LLMQ_OK ? llmq_tensor_dim(x, 0) : 0, step = 512;
+    for (int64_t r = 0; st == LLMQ_OK && r < rows; r += step) {
+        const int64_t n = rows - r < step ? rows - r : step, shape[2] = {n, cols};
+        st = llmq_tensor_wrap(j->ctx, llmq_tensor_dtype(x), 2, shape,
+                              (char *)llmq_tensor_data(x) + (size_t)r * llmq_tensor_row_stride(x),
+                              llmq_tensor_row_stride(x), &batch);
+        if (st == LLMQ_OK)
+            st = llmq_quantizer_observe(j->ctx, qz, batch);
+        llmq_tensor_destroy(batch);
+        batch = NULL;
+    }
+    const int64_t one[2] = {1, cols};
+    if (st == LLMQ_OK)
+        st = llmq_quantizer_finalize(j->ctx, qz);
+    if (st == LLMQ_OK)
+        st = llmq_tensor_create_quantized(j->ctx, p->act, 2, one, &q);
+    if (st == LLMQ_OK)
+        st = llmq_quantizer_apply(j->ctx, qz, q);
+    if (st == LLMQ_OK)
+        st = llmq_model_writer_write(j->ctx, j->out, name, q);
+    llmq_tensor_destroy(q);
+    llmq_quantizer_destroy(qz);
+    llmq_tensor_destroy(x);
+    return st == LLMQ_OK ? 0 : fail(j, name, st);
 }
 
 /* Resolve every tensor and declare it in the output. */
@@ -67,6 +134,10 @@ static int plan(job *j)
             }
             p->scheme = c.weight;
             c.weight = NULL;
+            if (c.activation_mode == LLMQ_ACTIVATION_STATIC) {
+                p->act = c.activation;
+                c.activation = NULL;
+            }
         }
         llmq_recipe_choice_clear(&c);
         st = llmq_model_writer_declare(j->ctx, j->out, p->name,
@@ -74,6 +145,8 @@ static int plan(job *j)
                                        p->ndim, p->shape, p->scheme);
         if (st != LLMQ_OK)
             return fail(j, p->name, st);
+        if (p->act != NULL && declare_activation(j, p) != 0)
+            return 1;
     }
     return 0;
 }
@@ -135,7 +208,9 @@ static int process(job *j, int64_t i)
     llmq_tensor_destroy(src);
     if (st == LLMQ_OK) /* streaming: the input's pages are no longer needed */
         st = llmq_model_evict(j->ctx, j->in, p->name);
-    return st == LLMQ_OK ? 0 : fail(j, p->name, st);
+    if (st != LLMQ_OK)
+        return fail(j, p->name, st);
+    return p->act != NULL ? calibrate_activation(j, p) : 0;
 }
 
 static void progress(int tty, int64_t i, int64_t n, const char *name, double done, double total,
@@ -198,7 +273,7 @@ static int report(const job *j, const char *path)
 
 int llmq_cmd_quantize(int argc, char **argv)
 {
-    const char *recipe = NULL, *in = NULL, *out = NULL, *report_path = NULL;
+    const char *recipe = NULL, *in = NULL, *out = NULL, *report_path = NULL, *calib = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--recipe") == 0 && i + 1 < argc)
             recipe = argv[++i];
@@ -206,13 +281,16 @@ int llmq_cmd_quantize(int argc, char **argv)
             out = argv[++i];
         else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
             report_path = argv[++i];
+        else if (strcmp(argv[i], "--calib") == 0 && i + 1 < argc)
+            calib = argv[++i];
         else if (argv[i][0] != '-' && in == NULL)
             in = argv[i];
         else
             in = NULL, recipe = NULL, i = argc;
     }
     if (recipe == NULL || in == NULL || out == NULL) {
-        fprintf(stderr, "usage: llmq quantize --recipe R.yaml IN -o OUT [--report REPORT.yaml]\n");
+        fprintf(stderr, "usage: llmq quantize --recipe R.yaml IN -o OUT [--calib CALIB.safetensors]"
+                        " [--report REPORT.yaml]\n");
         return 2;
     }
     job j = {0};
@@ -224,6 +302,7 @@ int llmq_cmd_quantize(int argc, char **argv)
     }
     if ((st = llmq_recipe_load(j.ctx, recipe, &j.recipe)) != LLMQ_OK ||
         (st = llmq_model_open(j.ctx, in, &j.in)) != LLMQ_OK ||
+        (calib != NULL && (st = llmq_model_open(j.ctx, calib, &j.calib)) != LLMQ_OK) ||
         (st = llmq_model_writer_create(j.ctx, out, &j.out)) != LLMQ_OK) {
         rc = fail(&j, "open", st);
         goto done;
@@ -269,11 +348,14 @@ int llmq_cmd_quantize(int argc, char **argv)
            done_bytes / (cli_now() - t0) / 1e6);
     rc = report_path != NULL ? report(&j, report_path) : 0;
 done:
-    for (int64_t i = 0; j.plan != NULL && i < j.n; i++)
+    for (int64_t i = 0; j.plan != NULL && i < j.n; i++) {
         llmq_scheme_destroy(j.plan[i].scheme);
+        llmq_scheme_destroy(j.plan[i].act);
+    }
     free(j.plan);
     llmq_model_writer_destroy(j.out); /* unfinished: the partial output is removed */
     llmq_model_destroy(j.in);
+    llmq_model_destroy(j.calib);
     llmq_recipe_destroy(j.recipe);
     llmq_context_destroy(j.ctx);
     return rc;

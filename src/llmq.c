@@ -18,7 +18,7 @@ static void usage(FILE *f)
                "                     outlier-heavy data (the table of docs/calibration.md)\n"
                "  bench quantize     quantize throughput next to memcpy bandwidth\n"
                "  inspect FILE       tensors, dtypes, shapes and llmq metadata of a model file\n"
-               "  quantize --recipe R.yaml IN -o OUT [--report REPORT.yaml]\n"
+               "  quantize --recipe R.yaml IN -o OUT [--calib CALIB] [--report REPORT.yaml]\n"
                "                     quantize a model (safetensors or llama2.c) by a recipe\n"
                "  recipe check R.yaml [--model M]\n"
                "                     validate a recipe; show the rule of each tensor\n"

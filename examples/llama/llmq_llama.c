@@ -24,13 +24,15 @@ static void usage(void)
             "usage: llmq-llama eval MODEL TOKENIZER TEXT [--recipe R | --mode M] [--tokens N]\n"
             "       llmq-llama generate MODEL TOKENIZER [--recipe R | --mode M] [--prompt P]\n"
             "                  [--steps N] [--temperature T] [--seed S] [--calib TEXT]\n"
+            "       llmq-llama record MODEL TOKENIZER TEXT -o CALIB.safetensors [--tokens N]\n"
             "static activations are calibrated on 2,000 tokens of the second half of TEXT (eval)\n"
-            "or of the --calib text (generate)\n"
+            "or of the --calib text (generate); record saves the inputs of every linear layer over\n"
+            "the second half of TEXT for `llmq quantize --calib`\n"
             "common: [--backend auto|cpu|cuda]\n");
 }
 
 typedef struct options {
-    const char *mode, *recipe, *prompt, *backend, *calib;
+    const char *mode, *recipe, *prompt, *backend, *calib, *output;
     int64_t tokens;
     int steps;
     float temperature;
@@ -39,7 +41,7 @@ typedef struct options {
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, 20000, 128, 0.0f, 1};
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0.0f, 1};
     for (int i = first; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -50,6 +52,8 @@ static int parse(int argc, char **argv, int first, options *o)
             o->recipe = v;
         else if (strcmp(a, "--calib") == 0)
             o->calib = v;
+        else if (strcmp(a, "-o") == 0)
+            o->output = v;
         else if (strcmp(a, "--prompt") == 0)
             o->prompt = v;
         else if (strcmp(a, "--backend") == 0)
@@ -154,6 +158,84 @@ static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const o
     return rc == 0 ? 0 : 1;
 }
 
+/* `record`: the inputs every linear layer sees in fp32 over the text, as a calibration file
+ * for `llmq quantize --calib` (tensors `<weight name>.input`, [tokens, in]). */
+typedef struct recording {
+    llama *m;
+    float **data;
+    int64_t *rows, *cap;
+} recording;
+
+static int record_input(void *user, llama_linear *l, const float *x, int64_t rows)
+{
+    recording *r = user;
+    int i = 0;
+    while (llama_linear_at(r->m, i) != l)
+        i++;
+    if (r->rows[i] + rows > r->cap[i]) {
+        const int64_t cap = 2 * (r->rows[i] + rows);
+        float *d = realloc(r->data[i], (size_t)(cap * l->in) * sizeof(float));
+        if (d == NULL)
+            return -1;
+        r->data[i] = d;
+        r->cap[i] = cap;
+    }
+    memcpy(r->data[i] + r->rows[i] * l->in, x, (size_t)(rows * l->in) * sizeof(float));
+    r->rows[i] += rows;
+    return 0;
+}
+
+static int cmd_record(llama *m, const tokenizer *t, const char *text_path, const char *out,
+                      int64_t tokens)
+{
+    char *text = llama_read_file(text_path);
+    const int n = llama_linear_count(m);
+    recording r = {m, calloc((size_t)n, sizeof(float *)), calloc((size_t)n, sizeof(int64_t)),
+                   calloc((size_t)n, sizeof(int64_t))};
+    int rc = text != NULL && r.data && r.rows && r.cap ? 0 : 1;
+    double nll;
+    int64_t count;
+    m->observe = record_input;
+    m->observe_user = &r;
+    if (rc == 0)
+        rc = llama_eval(m, t, calibration_text(text), tokens, &nll, &count) != 0;
+    m->observe = NULL;
+    llmq_model_writer *w = NULL;
+    llmq_status st = rc == 0 ? llmq_model_writer_create(m->ctx, out, &w) : LLMQ_OK;
+    char name[128];
+    for (int i = 0; rc == 0 && st == LLMQ_OK && i < n; i++) {
+        const int64_t shape[2] = {r.rows[i], llama_linear_at(m, i)->in};
+        snprintf(name, sizeof name, "%s.input", llama_linear_at(m, i)->name);
+        st = llmq_model_writer_declare(m->ctx, w, name, LLMQ_DTYPE_F32, 2, shape, NULL);
+    }
+    for (int i = 0; rc == 0 && st == LLMQ_OK && i < n; i++) {
+        const int64_t shape[2] = {r.rows[i], llama_linear_at(m, i)->in};
+        llmq_tensor *x = NULL;
+        snprintf(name, sizeof name, "%s.input", llama_linear_at(m, i)->name);
+        st = llmq_tensor_wrap(m->ctx, LLMQ_DTYPE_F32, 2, shape, r.data[i], 0, &x);
+        if (st == LLMQ_OK)
+            st = llmq_model_writer_write(m->ctx, w, name, x);
+        llmq_tensor_destroy(x);
+    }
+    if (rc == 0 && st == LLMQ_OK)
+        st = llmq_model_writer_finish(m->ctx, w);
+    if (st != LLMQ_OK) {
+        fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(m->ctx));
+        rc = 1;
+    }
+    if (rc == 0)
+        printf("recorded the inputs of %d linear layers over %lld tokens into %s\n", n,
+               (long long)count, out);
+    llmq_model_writer_destroy(w);
+    for (int i = 0; r.data != NULL && i < n; i++)
+        free(r.data[i]);
+    free(r.data);
+    free(r.rows);
+    free(r.cap);
+    free(text);
+    return rc;
+}
+
 static int sample(const float *logits, int vocab, float temperature, unsigned long long *rng)
 {
     int best = 0;
@@ -225,13 +307,14 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    const int is_eval = strcmp(argv[1], "eval") == 0;
-    if (!is_eval && strcmp(argv[1], "generate") != 0) {
+    const int is_eval = strcmp(argv[1], "eval") == 0, is_record = strcmp(argv[1], "record") == 0;
+    if (!is_eval && !is_record && strcmp(argv[1], "generate") != 0) {
         usage();
         return 2;
     }
     options o;
-    if (parse(argc, argv, is_eval ? 5 : 4, &o) != 0 || (is_eval && argc < 5)) {
+    if (parse(argc, argv, is_eval || is_record ? 5 : 4, &o) != 0 ||
+        ((is_eval || is_record) && argc < 5) || (is_record && o.output == NULL)) {
         usage();
         return 2;
     }
@@ -246,7 +329,9 @@ int main(int argc, char **argv)
     tokenizer t;
     int rc = 1;
     if (llama_open(&m, ctx, argv[2], 257) == 0 && tokenizer_load(&t, argv[3], m.cfg.vocab_size) == 0) {
-        rc = is_eval ? cmd_eval(&m, &t, argv[4], &o) : cmd_generate(&m, &t, &o);
+        rc = is_eval     ? cmd_eval(&m, &t, argv[4], &o)
+             : is_record ? cmd_record(&m, &t, argv[4], o.output, o.tokens)
+                         : cmd_generate(&m, &t, &o);
         tokenizer_free(&t);
     }
     llama_close(&m);

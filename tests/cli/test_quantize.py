@@ -63,4 +63,45 @@ with tempfile.TemporaryDirectory() as tmp:
     leftovers = [f for f in os.listdir(tmp) if f.startswith("bad.safetensors")]
     assert not leftovers, leftovers
     run("quantize", "--recipe", bad_recipe, code=2)
+
+    # static activations: calibrated from recorded inputs, stored as <weight>.input
+    import json
+    import random
+    import struct
+    rng = random.Random(3)
+    weights = {"a.weight": (4, 6), "b.weight": (3, 6)}
+    header, data = {}, b""
+    for name, (rows, cols) in weights.items():
+        vals = [rng.uniform(-1, 1) for _ in range(rows * cols)]
+        header[name] = {"dtype": "F32", "shape": [rows, cols],
+                        "data_offsets": [len(data), len(data) + 4 * len(vals)]}
+        data += struct.pack("<%df" % len(vals), *vals)
+
+    def write_st(path, hdr, blob):
+        h = json.dumps(hdr).encode()
+        h += b" " * (-len(h) % 8)
+        with open(path, "wb") as f:
+            f.write(len(h).to_bytes(8, "little") + h + blob)
+
+    model_st = os.path.join(tmp, "small.safetensors")
+    write_st(model_st, header, data)
+    calib_hdr, calib_data = {}, b""
+    for name, (rows, cols) in weights.items():
+        vals = [rng.gauss(0, 1) for _ in range(1000 * cols)]
+        calib_hdr[name + ".input"] = {"dtype": "F32", "shape": [1000, cols],
+                                      "data_offsets": [len(calib_data),
+                                                       len(calib_data) + 4 * len(vals)]}
+        calib_data += struct.pack("<%df" % len(vals), *vals)
+    calib_st = os.path.join(tmp, "calib.safetensors")
+    write_st(calib_st, calib_hdr, calib_data)
+    static_recipe = os.path.join(recipes, "w8a8-static.yaml")
+    err = run("quantize", "--recipe", static_recipe, model_st, "-o", os.path.join(tmp, "s.st"),
+              code=1)
+    assert "give --calib with a tensor a.weight.input" in err, err
+    run("quantize", "--recipe", static_recipe, model_st, "-o", os.path.join(tmp, "s.st"),
+        "--calib", calib_st)
+    ins = run("inspect", os.path.join(tmp, "s.st"))
+    for name in weights:
+        assert name + ".input.scale" in ins and name + ".input.zero_point" in ins, ins
+    assert '"granularity":"per_tensor"' in ins and '"dtype":"u8"' in ins, ins
 print("quantize ok")
