@@ -14,13 +14,16 @@ tree this file sits in; llmq.load(path) chooses one explicitly. docs/python.md i
 
 Lifetime rules (the C rules of docs/THREADS.md and include/llmq, enforced here):
 - Every object keeps alive what it depends on: a tensor its context, the NumPy array it wraps
-  and the model it views; a scheme its context. Objects are freed when the last reference goes,
-  or by close() or at the end of a `with` block; close() twice is harmless.
-- Closing an object closes everything made from it (a context its tensors, schemes and
-  models; a model the tensors viewing it), and the C objects are destroyed in the order the C
-  API requires, whatever the order in which Python collects them.
-- Tensor.numpy() views the tensor's memory without copying; memory stays valid while a view
-  exists, even after close() (the C object is destroyed when its last view goes).
+  and the model it views; a scheme, quantizer, parameter table or recipe its context; a scheme
+  owned by a tensor, quantizer or table entry (read-only) its owner. Objects are freed when the
+  last reference goes, or by close() or at the end of a `with` block; close() twice is harmless.
+- Closing an object closes everything made from it (a context its tensors, schemes,
+  quantizers, tables, recipes and models; a model the tensors viewing it), and the C objects
+  are destroyed in the order the C API requires, whatever the order in which Python collects
+  them.
+- Tensor.numpy() views the tensor's memory without copying, as do a quantizer's scale,
+  zero_point and range; memory stays valid while a view exists, even after close() (the C
+  object is destroyed when its last view goes).
 - A context serialises the calls made through it with a lock, so several Python threads may
   share one; for parallel work give each thread its own context.
 
@@ -32,6 +35,7 @@ name new handle / enum / struct types in HANDLES / ENUMS / STRUCTS, and derive a
 Handle for a new handle type (tests/ffi/test_cffi_header.py checks all of it against the
 header). SPDX-License-Identifier: MIT
 """
+import collections
 import ctypes
 import ctypes.util
 import os
@@ -45,23 +49,28 @@ import numpy as np
 __all__ = [
     "LlmqError", "InvalidArgError", "OutOfMemoryError", "UnsupportedError", "BackendError",
     "FileError", "ParseError", "StateError", "AbiError", "InternalError", "NonFiniteError",
-    "Context", "Tensor", "Scheme", "Model", "ModelWriter", "Handle",
+    "Context", "Tensor", "Scheme", "Model", "ModelWriter", "Quantizer", "QTable", "Recipe",
+    "RecipeChoice", "Handle",
     "load", "library", "version", "version_number", "build_info", "status_name",
     "tensor", "empty", "empty_quantized", "quantize", "quantize_dynamic", "dequantize",
-    "pack", "unpack", "matmul", "save_model",
-    "DTYPES", "SYMMETRY", "GRANULARITY", "ROUNDING", "NUMERICS", "CPU_ISA",
+    "pack", "unpack", "convert", "matmul", "fake_quantize", "fake_quantize_backward",
+    "observer_param_bounds", "save_model",
+    "DTYPES", "SYMMETRY", "GRANULARITY", "ROUNDING", "NUMERICS", "CPU_ISA", "OBSERVER",
+    "OBSERVER_PARAM", "ACTIVATION_MODE",
 ]
 
 # ------------------------------------------------------------------------------------------
 # The C API, declared once. Types are named as in include/llmq/*.h.
 
 #: Opaque handle types: always used through pointers.
-HANDLES = ("llmq_context", "llmq_tensor", "llmq_scheme", "llmq_model", "llmq_model_writer")
+HANDLES = ("llmq_context", "llmq_tensor", "llmq_scheme", "llmq_model", "llmq_model_writer",
+           "llmq_quantizer", "llmq_qtable", "llmq_recipe")
+_OPAQUE = {name: type(name, (ctypes.Structure,), {"_fields_": []}) for name in HANDLES}
 
 #: Enum types: 32-bit ints (each C enum is pinned to 32 bits by a FORCE32_ value).
 ENUMS = ("llmq_status", "llmq_cpu_isa", "llmq_dtype", "llmq_symmetry", "llmq_granularity",
          "llmq_rounding", "llmq_numerics", "llmq_weight_layout", "llmq_requant",
-         "llmq_model_format")
+         "llmq_model_format", "llmq_observer", "llmq_observer_param", "llmq_activation_mode")
 
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -85,9 +94,19 @@ class MatmulOptions(ctypes.Structure):
                 ("requant", ctypes.c_int32), ("reserved", ctypes.c_uint64 * 4)]
 
 
+class RecipeChoiceStruct(ctypes.Structure):
+    """llmq_recipe_choice (versioned by `size`; fill with llmq_recipe_choice_defaults, release
+    with llmq_recipe_choice_clear)."""
+    _fields_ = [("size", ctypes.c_size_t), ("rule", ctypes.c_int32), ("skip", ctypes.c_uint32),
+                ("weight", ctypes.POINTER(_OPAQUE["llmq_scheme"])),
+                ("activation", ctypes.POINTER(_OPAQUE["llmq_scheme"])),
+                ("activation_mode", ctypes.c_int32), ("reserved0_", ctypes.c_uint32),
+                ("reserved", ctypes.c_uint64 * 6)]
+
+
 #: Structs with fields, by C name.
 STRUCTS = {"llmq_allocator": Allocator, "llmq_context_options": ContextOptions,
-           "llmq_matmul_options": MatmulOptions}
+           "llmq_matmul_options": MatmulOptions, "llmq_recipe_choice": RecipeChoiceStruct}
 
 #: Every exported function, as the headers declare it (without LLMQ_API / LLMQ_NODISCARD).
 PROTOTYPES = """
@@ -140,6 +159,7 @@ llmq_rounding llmq_scheme_rounding(const llmq_scheme *s);
 uint64_t llmq_scheme_seed(const llmq_scheme *s);
 llmq_numerics llmq_scheme_numerics(const llmq_scheme *s);
 llmq_status llmq_scheme_range(const llmq_scheme *s, int32_t *qmin, int32_t *qmax);
+llmq_status llmq_scheme_set_range(llmq_scheme *s, int32_t qmin, int32_t qmax);
 llmq_status llmq_scheme_qparams(const llmq_scheme *s, float lo, float hi, float *scale,
     int32_t *zero_point);
 llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq_scheme *scheme);
@@ -154,6 +174,58 @@ llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llm
 llmq_status llmq_dequantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
 llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
 llmq_status llmq_unpack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
+llmq_status llmq_convert(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
+
+llmq_status llmq_fake_quantize(llmq_context *ctx, const llmq_tensor *x, const llmq_scheme *scheme,
+    const llmq_tensor *scale, const llmq_tensor *zero_point, llmq_tensor *y);
+llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
+    const llmq_scheme *scheme, const llmq_tensor *scale, const llmq_tensor *zero_point,
+    const llmq_tensor *dy, float grad_factor, llmq_tensor *dx, llmq_tensor *dscale,
+    llmq_tensor *dzero_point);
+
+const char *llmq_observer_name(llmq_observer observer);
+llmq_status llmq_observer_param_bounds(llmq_observer observer, llmq_observer_param key,
+    double *min, double *max);
+llmq_status llmq_quantizer_create(llmq_context *ctx, const llmq_scheme *scheme,
+    llmq_observer observer, llmq_quantizer **out);
+void llmq_quantizer_destroy(llmq_quantizer *q);
+llmq_status llmq_quantizer_set_param(llmq_quantizer *q, llmq_observer_param key, double value);
+llmq_status llmq_quantizer_get_param(const llmq_quantizer *q, llmq_observer_param key,
+    double *value);
+llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const llmq_tensor *x);
+llmq_status llmq_quantizer_finalize(llmq_context *ctx, llmq_quantizer *q);
+llmq_status llmq_quantizer_apply(llmq_context *ctx, const llmq_quantizer *q, llmq_tensor *dst);
+const llmq_scheme *llmq_quantizer_scheme(const llmq_quantizer *q);
+llmq_observer llmq_quantizer_observer(const llmq_quantizer *q);
+int64_t llmq_quantizer_batch_count(const llmq_quantizer *q);
+const llmq_tensor *llmq_quantizer_scale(const llmq_quantizer *q);
+const llmq_tensor *llmq_quantizer_zero_point(const llmq_quantizer *q);
+const llmq_tensor *llmq_quantizer_range(const llmq_quantizer *q);
+
+llmq_status llmq_qtable_create(llmq_context *ctx, llmq_qtable **out);
+void llmq_qtable_destroy(llmq_qtable *table);
+llmq_status llmq_qtable_set(llmq_context *ctx, llmq_qtable *table, const char *name,
+    const llmq_scheme *scheme, const llmq_tensor *scale, const llmq_tensor *zero_point);
+llmq_status llmq_qtable_get(llmq_context *ctx, const llmq_qtable *table, const char *name,
+    const llmq_scheme **scheme, const llmq_tensor **scale, const llmq_tensor **zero_point);
+llmq_status llmq_qtable_apply(llmq_context *ctx, const llmq_qtable *table, const char *name,
+    llmq_tensor *dst);
+int64_t llmq_qtable_count(const llmq_qtable *table);
+const char *llmq_qtable_name_at(const llmq_qtable *table, int64_t index);
+llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const char *path);
+llmq_status llmq_qtable_load(llmq_context *ctx, const char *path, llmq_qtable **out);
+
+llmq_status llmq_recipe_load(llmq_context *ctx, const char *path, llmq_recipe **out);
+llmq_status llmq_recipe_parse(llmq_context *ctx, const char *text, size_t size,
+    const char *source, llmq_recipe **out);
+void llmq_recipe_destroy(llmq_recipe *r);
+int32_t llmq_recipe_rule_count(const llmq_recipe *r);
+llmq_status llmq_recipe_choice_defaults(llmq_recipe_choice *choice, size_t size);
+llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r, const char *tensor_name,
+    llmq_recipe_choice *choice);
+llmq_status llmq_recipe_create_quantizer(llmq_context *ctx, const llmq_recipe *r,
+    const char *tensor_name, llmq_quantizer **out);
+void llmq_recipe_choice_clear(llmq_recipe_choice *choice);
 
 llmq_status llmq_matmul_options_defaults(llmq_matmul_options *options, size_t size);
 llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
@@ -171,6 +243,7 @@ llmq_status llmq_model_tensor_shape(const llmq_model *m, int64_t index, int32_t 
     int64_t *shape, int32_t capacity);
 llmq_status llmq_model_tensor(llmq_context *ctx, const llmq_model *m, const char *name,
     llmq_tensor **out);
+llmq_status llmq_model_evict(llmq_context *ctx, const llmq_model *m, const char *name);
 int64_t llmq_model_metadata_count(const llmq_model *m);
 const char *llmq_model_metadata_key(const llmq_model *m, int64_t index);
 const char *llmq_model_metadata_value(const llmq_model *m, int64_t index);
@@ -197,6 +270,10 @@ CPU_ISA = {"default": 0, "scalar": 1, "avx2": 2, "avxvnni": 3, "avx512": 4}
 WEIGHT_LAYOUT = {"nk": 0, "kn": 1}
 REQUANT = {"exact": 0, "multiplier": 1}
 MODEL_FORMAT = {"safetensors": 0, "llama2c": 1}
+OBSERVER = {"minmax": 0, "moving_average": 1, "percentile": 2, "entropy": 3, "histogram_l2": 4,
+            "mse": 5}
+OBSERVER_PARAM = {"momentum": 0, "percentile": 1, "bins": 2, "grid": 3, "upsample": 4}
+ACTIVATION_MODE = {"float": 0, "dynamic": 1, "static": 2}
 #: Each C enum's tables above: (prefix of its enumerators, table); the test of the header
 #: checks every enumerator (but *_FORCE32_) against them. llmq_status maps to _ERRORS.
 ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_DTYPE_", DTYPES),
@@ -206,7 +283,10 @@ ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_
                "llmq_numerics": ("LLMQ_NUMERICS_", NUMERICS),
                "llmq_weight_layout": ("LLMQ_WEIGHT_LAYOUT_", WEIGHT_LAYOUT),
                "llmq_requant": ("LLMQ_REQUANT_", REQUANT),
-               "llmq_model_format": ("LLMQ_MODEL_FORMAT_", MODEL_FORMAT)}
+               "llmq_model_format": ("LLMQ_MODEL_FORMAT_", MODEL_FORMAT),
+               "llmq_observer": ("LLMQ_OBSERVER_", OBSERVER),
+               "llmq_observer_param": ("LLMQ_OBSERVER_PARAM_", OBSERVER_PARAM),
+               "llmq_activation_mode": ("LLMQ_ACTIVATION_", ACTIVATION_MODE)}
 
 _BITS = {"f32": 32, "f16": 16, "bf16": 16, "s8": 8, "u8": 8, "s4": 4, "u4": 4, "s2": 2, "u2": 2,
          "s32": 32}
@@ -232,7 +312,6 @@ _SCALARS = {
     "uint32_t": ctypes.c_uint32, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64,
     "size_t": ctypes.c_size_t,
 }
-_OPAQUE = {name: type(name, (ctypes.Structure,), {"_fields_": []}) for name in HANDLES}
 _DECL = re.compile(r"\s*(?:const\s+)?(\w+)\s*((?:\*\s*(?:const\b\s*)?)*)(\w+)?\s*")
 _PROTO = re.compile(r"(.+?)\b(llmq_\w+)\s*\((.*?)\)\s*;", re.S)
 
@@ -655,6 +734,10 @@ class Context(Handle):
         """Model(self, path)."""
         return Model(self, path)
 
+    def quantizer(self, scheme, observer="minmax", **params):
+        """Quantizer(self, ...)."""
+        return Quantizer(self, scheme, observer, **params)
+
     def __repr__(self):
         return "<llmq.Context closed>" if self.closed else f"<llmq.Context {self.backend_name}>"
 
@@ -663,33 +746,44 @@ class Scheme(Handle):
     """llmq_scheme: dtype, symmetry, granularity, axis, group size, rounding, seed, numerics.
 
     Settings are keywords of the constructor and writable attributes; enum values are the
-    lower-case names of DTYPES, SYMMETRY, GRANULARITY, ROUNDING and NUMERICS."""
+    lower-case names of DTYPES, SYMMETRY, GRANULARITY, ROUNDING and NUMERICS. `range` is the
+    integer grid (qmin, qmax): setting it narrows the dtype's grid (s4 with (-4, 3) is a 3-bit
+    grid, PyTorch's quant_min / quant_max); None clears it."""
 
     _destroy = "llmq_scheme_destroy"
     _readonly = False
 
     def __init__(self, ctx, dtype, *, symmetry=None, granularity=None, axis=None,
-                 group_size=None, rounding=None, seed=None, numerics=None):
+                 group_size=None, rounding=None, seed=None, numerics=None, range=None):
         ptr = ctypes.POINTER(_OPAQUE["llmq_scheme"])()
         _call(ctx, "llmq_scheme_create", ctx.ptr, _enum(DTYPES, dtype, "dtype"), ctypes.byref(ptr))
         self._adopt(ptr, (ctx,), ctx)
         settings = dict(symmetry=symmetry, granularity=granularity, axis=axis,
-                        group_size=group_size, rounding=rounding, seed=seed, numerics=numerics)
+                        group_size=group_size, rounding=rounding, seed=seed, numerics=numerics,
+                        range=range)
         for key, value in settings.items():
             if value is not None:
                 setattr(self, key, value)
 
     @classmethod
     def _borrow(cls, ptr, owner):
-        """The scheme bound to a tensor: owned by it, read-only."""
+        """A scheme owned by another object (a tensor, quantizer or table entry): read-only."""
         s = cls.__new__(cls)
         s._readonly, s._destroy = True, None
         s._adopt(ptr, (owner,), owner.context)
         return s
 
+    @classmethod
+    def _own(cls, ptr, ctx):
+        """A scheme the C API handed over (llmq_recipe_resolve): destroyed with this object."""
+        s = cls.__new__(cls)
+        s._adopt(ptr, (ctx,), ctx)
+        return s
+
     def _set(self, fn, value):
         if self._readonly:
-            raise AttributeError("llmq: the scheme bound to a tensor is read-only")
+            raise AttributeError("llmq: a scheme owned by another object (the scheme bound to "
+                                 "a tensor, a quantizer's, a table entry's) is read-only")
         _call(self._ctx, fn, self.ptr, value)
 
     def _get(self, fn):
@@ -718,10 +812,19 @@ class Scheme(Handle):
 
     @property
     def range(self):
-        """(qmin, qmax) of the integer grid."""
+        """(qmin, qmax) of the integer grid: the dtype's (restricted: without its lowest code),
+        or the one set here. Settable: (qmin, qmax) inside the dtype's grid, including 0 for
+        signed dtypes; None (or (0, 0)) restores the dtype's grid."""
         lo, hi = ctypes.c_int32(), ctypes.c_int32()
         _call(self._ctx, "llmq_scheme_range", self.ptr, ctypes.byref(lo), ctypes.byref(hi))
         return lo.value, hi.value
+
+    @range.setter
+    def range(self, value):
+        if self._readonly:
+            raise AttributeError("llmq: a scheme owned by another object is read-only")
+        qmin, qmax = (0, 0) if value is None else (int(v) for v in value)
+        _call(self._ctx, "llmq_scheme_set_range", self.ptr, qmin, qmax)
 
     def qparams(self, lo, hi):
         """(scale, zero_point) for the observed range [lo, hi] (PyTorch's rules)."""
@@ -734,7 +837,8 @@ class Scheme(Handle):
         if self.closed:
             return "<llmq.Scheme closed>"
         return (f"<llmq.Scheme {self.dtype} {self.symmetry} {self.granularity} axis={self.axis}"
-                f" group_size={self.group_size} {self.rounding} {self.numerics}>")
+                f" group_size={self.group_size} {self.rounding} {self.numerics}"
+                f" range={self.range}>")
 
 
 class _ArrayView:
@@ -1055,6 +1159,77 @@ def unpack(t, *, ctx=None):
     return dst
 
 
+def convert(src, dst, *, ctx=None):
+    """Convert between float dtypes, f32, f16 and bf16 in any direction (round to nearest even;
+    NaN stays NaN, overflow becomes Inf). dst: a dtype name (a new tensor of src's shape is
+    returned) or a Tensor / NumPy array of src's shape (written and returned)."""
+    ctx = _context_of(ctx, src, dst)
+    with _Args(ctx) as arg:
+        s = arg(src, "src")
+        d = Tensor.empty(ctx, dst, s.shape) if isinstance(dst, str) else \
+            arg(dst, "dst", writable=True)
+        _call(ctx, "llmq_convert", ctx.ptr, s.ptr, d.ptr)
+    return d if isinstance(dst, str) else dst
+
+
+def _params(value, dtype):
+    """Scale / zero-point values of a call: Tensors and NumPy arrays as they are (no silent
+    conversion), Python numbers and sequences as 1-D arrays of `dtype` (None: int32 for
+    integers, float32 otherwise)."""
+    if value is None or isinstance(value, (Tensor, np.ndarray)):
+        return value
+    a = np.asarray(value)
+    if dtype is None:
+        dtype = np.int32 if a.dtype.kind in "iub" else np.float32
+    return np.atleast_1d(a.astype(dtype))
+
+
+def fake_quantize(x, scheme, scale, zero_point=None, *, out=None, ctx=None):
+    """Fake quantization, the forward of quantization-aware training (docs/qat.md):
+    y = (clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale, in float, with the scheme's
+    grid (Scheme.range), rounding and numerics; equal to dequantize(quantize(x)) bit for bit.
+
+    x: float (f32, f16, bf16) Tensor or array. scale: float32 values of the scheme's parameter
+    shape for x ([1] per tensor, [dim(axis)] per channel, [rows] per token, [rows, groups] per
+    group); a Python number for one parameter. zero_point: int32 codes, float32 values (the
+    learnable zero point, rounded half to even and clamped to the grid), or None (the scheme's
+    symmetric zero point). Returns a new tensor of x's dtype and shape, or writes `out` (a
+    float Tensor or array of x's shape, x itself included) and returns it."""
+    ctx = _context_of(ctx, x, scheme, out)
+    with _Args(ctx) as arg:
+        tx = arg(x, "x")
+        ts, tz = arg(_params(scale, np.float32), "scale"), arg(_params(zero_point, None),
+                                                                "zero_point")
+        y = arg(out, "out", writable=True) or Tensor.empty(ctx, tx.dtype, tx.shape)
+        _call(ctx, "llmq_fake_quantize", ctx.ptr, tx.ptr, scheme.ptr, ts.ptr,
+              tz.ptr if tz is not None else None, y.ptr)
+    return out if out is not None else y
+
+
+def fake_quantize_backward(x, scheme, scale, zero_point, dy, *, grad_factor=1.0,
+                           scale_grad=True, zero_point_grad=True, ctx=None):
+    """Gradients of fake_quantize(x, scheme, scale, zero_point) given dy = dL/dy
+    (docs/qat.md): returns (dx, dscale, dzero_point), new tensors.
+
+    dx: the straight-through estimator with the clipping mask, dy's dtype and x's shape.
+    dscale (when scale_grad) and dzero_point (when zero_point_grad and zero_point is not None):
+    LSQ's gradients, float32 in scale's shape, summed over each parameter's elements and
+    multiplied by grad_factor (finite; LSQ suggests 1 / sqrt(elements per parameter * qmax));
+    None when not computed."""
+    ctx = _context_of(ctx, x, scheme, dy)
+    with _Args(ctx) as arg:
+        tx, tdy = arg(x, "x"), arg(dy, "dy")
+        ts, tz = arg(_params(scale, np.float32), "scale"), arg(_params(zero_point, None),
+                                                                "zero_point")
+        dx = Tensor.empty(ctx, tdy.dtype, tx.shape)
+        ds = Tensor.empty(ctx, "f32", ts.shape) if scale_grad else None
+        dz = Tensor.empty(ctx, "f32", ts.shape) if zero_point_grad and tz is not None else None
+        _call(ctx, "llmq_fake_quantize_backward", ctx.ptr, tx.ptr, scheme.ptr, ts.ptr,
+              tz.ptr if tz is not None else None, tdy.ptr, float(grad_factor), dx.ptr,
+              ds.ptr if ds is not None else None, dz.ptr if dz is not None else None)
+    return dx, ds, dz
+
+
 def matmul(a, b, bias=None, *, out_dtype="f32", out=None, weight_layout="nk",
            requant="exact", ctx=None):
     """C = A * B^T (+ bias) with llmq_matmul (docs/gemm.md).
@@ -1078,6 +1253,332 @@ def matmul(a, b, bias=None, *, out_dtype="f32", out=None, weight_layout="nk",
         _call(ctx, "llmq_matmul_with_options", ctx.ptr, ta.ptr, tb.ptr,
               tbias.ptr if tbias is not None else None, c.ptr, ctypes.byref(opts))
     return out if out is not None else c
+
+
+# ------------------------------------------------------------------------------------------
+# Calibration, parameter tables and recipes
+
+
+def observer_param_bounds(observer, key):
+    """(min, max) of the values setting `key` accepts for `observer` (names of OBSERVER and
+    OBSERVER_PARAM); InvalidArgError when the observer does not use the setting."""
+    lo, hi = ctypes.c_double(), ctypes.c_double()
+    o, k = _enum(OBSERVER, observer, "observer"), _enum(OBSERVER_PARAM, key, "key")
+    status = library().llmq_observer_param_bounds(o, k, ctypes.byref(lo), ctypes.byref(hi))
+    if status:  # no context, so no C message: say it here
+        raise _ERRORS.get(status, LlmqError)(
+            status, "llmq_observer_param_bounds",
+            f"llmq_observer_param_bounds: key={_enum_name(OBSERVER_PARAM, k)}: not a setting "
+            f"of the {_enum_name(OBSERVER, o)} observer")
+    return lo.value, hi.value
+
+
+_INTEGER_PARAMS = ("bins", "grid", "upsample")
+
+
+class Quantizer(Handle):
+    """llmq_quantizer: calibrates the scale and zero point of a scheme from observed batches,
+    for static post-training quantization (docs/calibration.md).
+
+    observer: a name of OBSERVER ("minmax", "moving_average", "percentile", "entropy",
+    "histogram_l2", "mse"); params: its settings by name (momentum, percentile, bins, grid,
+    upsample), e.g. Quantizer(ctx, scheme, "percentile", percentile=99.9). The scheme is
+    copied. Observe any number of batches, finalize(), then apply(dst) binds the scheme and
+    the calibrated parameters to a quantized tensor for quantize():
+
+        q = Quantizer(ctx, ctx.scheme("s8"), "percentile")
+        for batch in batches:
+            q.observe(batch)
+        a8 = q.finalize().apply(llmq.empty_quantized(q.scheme, shape))
+        llmq.quantize(x, a8)
+
+    scale, zero_point and range are read-only NumPy views once finalized (None before); they
+    keep the quantizer's memory alive."""
+
+    _destroy = "llmq_quantizer_destroy"
+
+    def __init__(self, ctx, scheme, observer="minmax", **params):
+        ptr = ctypes.POINTER(_OPAQUE["llmq_quantizer"])()
+        _call(ctx, "llmq_quantizer_create", ctx.ptr, scheme.ptr,
+              _enum(OBSERVER, observer, "observer"), ctypes.byref(ptr))
+        self._adopt(ptr, (ctx,), ctx)
+        for key, value in params.items():
+            self.set_param(key, value)
+
+    @classmethod
+    def _adopt_new(cls, ptr, ctx):
+        q = cls.__new__(cls)
+        q._adopt(ptr, (ctx,), ctx)
+        return q
+
+    def set_param(self, key, value):
+        """Change a setting of the observer (before the first batch), e.g. ("bins", 4096)."""
+        _call(self._ctx, "llmq_quantizer_set_param", self.ptr,
+              _enum(OBSERVER_PARAM, key, "key"), float(value))
+
+    def get_param(self, key):
+        """A setting of the observer: a float, or an int for bins, grid and upsample."""
+        value = ctypes.c_double()
+        k = _enum(OBSERVER_PARAM, key, "key")
+        _call(self._ctx, "llmq_quantizer_get_param", self.ptr, k, ctypes.byref(value))
+        return int(value.value) if _enum_name(OBSERVER_PARAM, k) in _INTEGER_PARAMS \
+            else value.value
+
+    @property
+    def params(self):
+        """Every setting the observer uses, {name: value}."""
+        lib = library()
+        o, lo, hi = lib.llmq_quantizer_observer(self.ptr), ctypes.c_double(), ctypes.c_double()
+        return {k: self.get_param(k) for k, v in OBSERVER_PARAM.items()
+                if lib.llmq_observer_param_bounds(o, v, ctypes.byref(lo), ctypes.byref(hi)) == 0}
+
+    def observe(self, x):
+        """Fold one batch (float Tensor or array) into the statistics."""
+        ctx = self._ctx
+        with _Args(ctx) as arg:
+            _call(ctx, "llmq_quantizer_observe", ctx.ptr, self.ptr, arg(x, "x").ptr)
+
+    def finalize(self):
+        """Compute the clipping ranges, scales and zero points; returns the quantizer."""
+        _call(self._ctx, "llmq_quantizer_finalize", self._ctx.ptr, self.ptr)
+        return self
+
+    def apply(self, dst):
+        """Bind the scheme and calibrated parameters to the quantized Tensor `dst` (of the
+        scheme's dtype and a matching parameter layout); returns dst."""
+        if not isinstance(dst, Tensor):
+            raise TypeError(f"llmq: dst must be a quantized Tensor, got {type(dst).__name__}")
+        _call(dst.context, "llmq_quantizer_apply", dst.context.ptr, self.ptr, dst.ptr)
+        return dst
+
+    @property
+    def scheme(self):
+        """The scheme calibrated (the quantizer's copy, read-only)."""
+        return Scheme._borrow(library().llmq_quantizer_scheme(self.ptr), self)
+
+    @property
+    def observer(self):
+        """Name of the observer, e.g. "percentile"."""
+        lib = library()
+        return _str(lib.llmq_observer_name(lib.llmq_quantizer_observer(self.ptr)))
+
+    batch_count = property(lambda q: library().llmq_quantizer_batch_count(q.ptr),
+                           doc="Batches observed so far.")
+    finalized = property(lambda q: bool(library().llmq_quantizer_scale(q.ptr)),
+                         doc="Whether finalize() has succeeded.")
+
+    def _view(self, fn):
+        p = getattr(library(), fn)(self.ptr)
+        if not p:
+            return None
+        return Tensor._adopt_ptr(p, (self,), self._ctx, destroy=False, writable=False).numpy()
+
+    @property
+    def scale(self):
+        """float32 scales ([1] per tensor, [channels], [rows, groups]), or None before
+        finalize(); a read-only view."""
+        return self._view("llmq_quantizer_scale")
+
+    @property
+    def zero_point(self):
+        """int32 zero points shaped as scale, or None before finalize(); a read-only view."""
+        return self._view("llmq_quantizer_zero_point")
+
+    @property
+    def range(self):
+        """float32 [parameter sets, 2]: the clipping range (lo, hi) the observer chose, before
+        PyTorch's widening to include 0; None before finalize(); a read-only view."""
+        return self._view("llmq_quantizer_range")
+
+    def __repr__(self):
+        if self.closed:
+            return "<llmq.Quantizer closed>"
+        state = "finalized" if self.finalized else f"{self.batch_count} batches"
+        return f"<llmq.Quantizer {self.observer} {self.scheme.dtype} {state}>"
+
+
+class QTable(Handle):
+    """llmq_qtable: tensor name -> scheme, scales and zero points, saved and loaded as YAML
+    (docs/calibration.md); a mapping in insertion (or file) order.
+
+    table[name] = q stores a finalized Quantizer's (or a quantized Tensor's) scheme and
+    parameters, set() also takes a Scheme with explicit values; table[name] / get() returns
+    (scheme, scale, zero_point); apply(name, dst) binds an entry to a quantized tensor."""
+
+    _destroy = "llmq_qtable_destroy"
+
+    def __init__(self, ctx):
+        ptr = ctypes.POINTER(_OPAQUE["llmq_qtable"])()
+        _call(ctx, "llmq_qtable_create", ctx.ptr, ctypes.byref(ptr))
+        self._adopt(ptr, (ctx,), ctx)
+        self._borrowed = {}
+
+    @classmethod
+    def load(cls, ctx, path):
+        """Read a table written by save() (or by hand); every field is validated
+        (ParseError: "path:line:column: key: reason")."""
+        ptr = ctypes.POINTER(_OPAQUE["llmq_qtable"])()
+        _call(ctx, "llmq_qtable_load", ctx.ptr, os.fsencode(path), ctypes.byref(ptr))
+        t = cls.__new__(cls)
+        t._adopt(ptr, (ctx,), ctx)
+        t._borrowed = {}
+        return t
+
+    def save(self, path):
+        """Write the table as YAML (through a temporary file renamed over `path`)."""
+        _call(self._ctx, "llmq_qtable_save", self._ctx.ptr, self.ptr, os.fsencode(path))
+
+    def __len__(self):
+        return library().llmq_qtable_count(self.ptr)
+
+    def names(self):
+        """Entry names in insertion (or file) order."""
+        lib, p = library(), self.ptr
+        return [_str(lib.llmq_qtable_name_at(p, i)) for i in range(len(self))]
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __contains__(self, name):
+        return name in self.names()
+
+    def set(self, name, source, scale=None, zero_point=None):
+        """Add or replace entry `name` with copies of: a finalized Quantizer's scheme and
+        parameters, a quantized Tensor's, or a Scheme with `scale` (float32) and `zero_point`
+        (int32) values in its parameter shape (Tensors, arrays or Python numbers)."""
+        lib, ctx = library(), self._ctx
+        with ctx._lock, _Args(ctx) as arg:
+            if isinstance(source, Quantizer):
+                if not source.finalized:
+                    raise ValueError("llmq: the quantizer is not finalized (call finalize())")
+                ps = (lib.llmq_quantizer_scheme(source.ptr), lib.llmq_quantizer_scale(source.ptr),
+                      lib.llmq_quantizer_zero_point(source.ptr))
+            elif isinstance(source, Tensor):
+                if source.scheme is None:
+                    raise ValueError("llmq: the tensor has no scheme")
+                ps = (lib.llmq_tensor_scheme(source.ptr), lib.llmq_tensor_scale(source.ptr),
+                      lib.llmq_tensor_zero_point(source.ptr))
+            elif isinstance(source, Scheme):
+                if scale is None or zero_point is None:
+                    raise ValueError("llmq: a Scheme needs scale= and zero_point=")
+                ts = arg(_params(scale, np.float32), "scale")
+                tz = arg(_params(zero_point, np.int32), "zero_point")
+                ps = (source.ptr, ts.ptr, tz.ptr)
+            else:
+                raise TypeError("llmq: expected a Quantizer, a quantized Tensor or a Scheme, got "
+                                f"{type(source).__name__}")
+            _call(ctx, "llmq_qtable_set", ctx.ptr, self.ptr, name.encode(), *ps)
+            # the entry's old scheme is gone: close the Scheme objects get() returned for it
+            for ref in self._borrowed.pop(name, ()):
+                s = ref()
+                if s is not None:
+                    s.close()
+
+    __setitem__ = set
+
+    def get(self, name):
+        """(scheme, scale, zero_point) of entry `name`: the scheme read-only (closed when the
+        entry is replaced), the parameters as NumPy copies (float32, int32)."""
+        ctx, tensor_p = self._ctx, ctypes.POINTER(_OPAQUE["llmq_tensor"])
+        sp, scp, zpp = ctypes.POINTER(_OPAQUE["llmq_scheme"])(), tensor_p(), tensor_p()
+        with ctx._lock:  # no set() between the lookup and the copies
+            _call(ctx, "llmq_qtable_get", ctx.ptr, self.ptr, name.encode(), ctypes.byref(sp),
+                  ctypes.byref(scp), ctypes.byref(zpp))
+            params = []
+            for p in (scp, zpp):
+                t = Tensor._adopt_ptr(p, (self,), ctx, destroy=False, writable=False)
+                params.append(np.array(t.numpy()))  # a copy: replacing the entry frees it
+                t.close()
+            scheme = Scheme._borrow(sp, self)
+            alive = [r for r in self._borrowed.get(name, ()) if r() is not None]
+            self._borrowed[name] = alive + [weakref.ref(scheme)]
+        return scheme, params[0], params[1]
+
+    def __getitem__(self, name):
+        return self.get(name)
+
+    def apply(self, name, dst):
+        """Bind entry `name` (scheme and parameters) to the quantized Tensor `dst`; returns
+        dst."""
+        if not isinstance(dst, Tensor):
+            raise TypeError(f"llmq: dst must be a quantized Tensor, got {type(dst).__name__}")
+        _call(dst.context, "llmq_qtable_apply", dst.context.ptr, self.ptr, name.encode(), dst.ptr)
+        return dst
+
+    def __repr__(self):
+        return "<llmq.QTable closed>" if self.closed else f"<llmq.QTable {len(self)} entries>"
+
+
+#: What a recipe says for one tensor (Recipe.resolve): skip (bool: keep the tensor as it
+#: is), rule (index of the matching rule, None for the defaults), weight and activation
+#: (Schemes owned by the result, or None: float), mode ("float", "dynamic" or "static":
+#: how the activations are quantized).
+RecipeChoice = collections.namedtuple("RecipeChoice", "skip rule weight activation mode")
+
+
+class Recipe(Handle):
+    """llmq_recipe: a YAML recipe (docs/recipes.md), i.e. which weight scheme, activation
+    scheme and calibration each tensor of a model gets. Recipe(ctx, path) or Recipe.load
+    reads a file, Recipe.parse a string; everything is validated then (ParseError:
+    "file:line:column: key.path: reason"). len() is the number of rules."""
+
+    _destroy = "llmq_recipe_destroy"
+
+    def __init__(self, ctx, path):
+        ptr = ctypes.POINTER(_OPAQUE["llmq_recipe"])()
+        _call(ctx, "llmq_recipe_load", ctx.ptr, os.fsencode(path), ctypes.byref(ptr))
+        self._adopt(ptr, (ctx,), ctx)
+
+    @classmethod
+    def load(cls, ctx, path):
+        """Recipe(ctx, path)."""
+        return cls(ctx, path)
+
+    @classmethod
+    def parse(cls, ctx, text, source=None):
+        """A recipe from YAML text (str or bytes); `source` names it in messages."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        ptr = ctypes.POINTER(_OPAQUE["llmq_recipe"])()
+        _call(ctx, "llmq_recipe_parse", ctx.ptr, data, len(data),
+              source.encode() if source is not None else None, ctypes.byref(ptr))
+        r = cls.__new__(cls)
+        r._adopt(ptr, (ctx,), ctx)
+        return r
+
+    def __len__(self):
+        return library().llmq_recipe_rule_count(self.ptr)
+
+    def resolve(self, name, *, ctx=None):
+        """RecipeChoice for tensor `name`: the first rule whose globs match, merged over the
+        defaults."""
+        ctx, lib = ctx or self._ctx, library()
+        c = RecipeChoiceStruct()
+        _call(None, "llmq_recipe_choice_defaults", ctypes.byref(c), ctypes.sizeof(c))
+        _call(ctx, "llmq_recipe_resolve", ctx.ptr, self.ptr, name.encode(), ctypes.byref(c))
+        skip, rule = bool(c.skip), (c.rule if c.rule >= 0 else None)
+        mode = _enum_name(ACTIVATION_MODE, c.activation_mode)
+        schemes = []
+        try:
+            for field in ("weight", "activation"):
+                # a copy of the pointer (a field read shares the struct's memory)
+                p = ctypes.cast(getattr(c, field), ctypes.POINTER(_OPAQUE["llmq_scheme"]))
+                setattr(c, field, None)  # the Scheme object owns it from here
+                schemes.append(Scheme._own(p, ctx) if p else None)
+        finally:
+            lib.llmq_recipe_choice_clear(ctypes.byref(c))
+        return RecipeChoice(skip, rule, schemes[0], schemes[1], mode)
+
+    def create_quantizer(self, name, *, ctx=None):
+        """The Quantizer that calibrates the static input activations of tensor `name`: its
+        activation scheme, observer and settings (StateError when they are not static)."""
+        ctx = ctx or self._ctx
+        ptr = ctypes.POINTER(_OPAQUE["llmq_quantizer"])()
+        _call(ctx, "llmq_recipe_create_quantizer", ctx.ptr, self.ptr, name.encode(),
+              ctypes.byref(ptr))
+        return Quantizer._adopt_new(ptr, ctx)
+
+    def __repr__(self):
+        return "<llmq.Recipe closed>" if self.closed else f"<llmq.Recipe {len(self)} rules>"
 
 
 # ------------------------------------------------------------------------------------------
@@ -1140,6 +1641,13 @@ class Model(Handle):
         return Tensor._adopt_ptr(ptr, (ctx, self), ctx)
 
     __getitem__ = tensor
+
+    def evict(self, name, *, ctx=None):
+        """Let the OS drop the pages of tensor `name` (a streaming reader's step once a tensor
+        is used); they are read again from the file if needed. Views stay valid, but their
+        unsaved writes are lost."""
+        ctx = ctx or self._ctx
+        _call(ctx, "llmq_model_evict", ctx.ptr, self.ptr, name.encode())
 
     def __repr__(self):
         return "<llmq.Model closed>" if self.closed else f"<llmq.Model {self.format} " \

@@ -129,7 +129,10 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_model_tensor(llmq_context *ctx, const l
  * does after it has used a tensor, so that memory stays bounded by what is in use. The pages
  * are read again from the file if the tensor is used later; views of it stay valid, but their
  * unsaved writes are lost.
- * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, unknown name)
+ * @param ctx   context for messages
+ * @param m     the model
+ * @param name  the tensor; borrowed for the call
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, unknown name: the message names it)
  * @thread ctx-exclusive
  * @since 0.2
  */

@@ -8,6 +8,11 @@
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
+/** @file
+ * Fake quantization (quantize, then dequantize at once, in float) and its gradients: the
+ * forward and backward of quantization-aware training, as PyTorch's fake_quantize_* and
+ * LSQ's learnable scale and zero point (docs/qat.md). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,6 +27,7 @@ extern "C" {
  * numerics mode, so y equals llmq_dequantize(llmq_quantize(x)) bit for bit. This is PyTorch's
  * fake_quantize_per_tensor_affine / fake_quantize_per_channel_affine, and with a float zero
  * point its _fake_quantize_learnable_* forward (docs/qat.md). ±Inf saturates; NaN is an error.
+ * @param ctx         context for messages; its backend runs the kernel
  * @param x           F32, F16 or BF16
  * @param scheme      borrowed for the call; its granularity, axis and group size shape the
  *                    parameters for x's shape: [1] per tensor, [dim(axis)] per channel,
@@ -63,6 +69,11 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_fake_quantize(llmq_context *ctx, const 
  *
  * The outputs are overwritten, not accumulated. Elements of dy are not checked: NaN and Inf
  * propagate as in float arithmetic. docs/qat.md lists what is matched exactly.
+ * @param ctx          context for messages and the sums' scratch memory
+ * @param x            the forward's input, as for llmq_fake_quantize()
+ * @param scheme       the forward's scheme; borrowed for the call
+ * @param scale        the forward's scale tensor
+ * @param zero_point   the forward's zero point (S32 or F32), or NULL as there
  * @param dy           F32, F16 or BF16, x's shape
  * @param grad_factor  finite; scales the dscale and dzero_point terms. LSQ suggests
  *                     1 / sqrt(elements per parameter * qmax); 1 gives the plain gradient

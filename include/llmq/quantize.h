@@ -87,6 +87,9 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_unpack(llmq_context *ctx, const llmq_te
 /**
  * Convert between float dtypes: F32, F16 and BF16 in any direction (round to nearest even;
  * NaN stays NaN, overflow becomes Inf), same shape.
+ * @param ctx  context for messages
+ * @param src  F32, F16 or BF16
+ * @param dst  F32, F16 or BF16 tensor of src's shape; must not overlap src
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, a non-float dtype, shapes, overlap)
  * @thread ctx-exclusive
  * @since 0.2

@@ -12,6 +12,10 @@
 #include "llmq/status.h"
 #include "llmq/tensor.h"
 
+/** @file
+ * YAML recipes: which weight scheme, activation scheme and calibration each tensor of a model
+ * gets, by shell globs over tensor names (docs/recipes.md). */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,15 +46,17 @@ typedef struct llmq_recipe_choice {
     uint32_t skip;                    /**< 1: keep the tensor as it is */
     llmq_scheme *weight;              /**< owned; NULL when skipped or the weights stay float */
     llmq_scheme *activation;          /**< owned; NULL for float activations */
-    llmq_activation_mode activation_mode;
+    llmq_activation_mode activation_mode; /**< FLOAT when activation is NULL */
     uint32_t reserved0_;              /**< zero */
     uint64_t reserved[6];             /**< zero */
 } llmq_recipe_choice;
 
 /**
- * Load a recipe from a YAML file.
+ * Load a recipe from a YAML file (at most 16 MB); everything is validated here, so that a
+ * recipe that loads never fails later.
+ * @param ctx   context for memory and messages; must outlive the recipe
  * @param path  borrowed for the call
- * @param out   receives the recipe; NULL on failure
+ * @param out   receives the recipe (destroy it with llmq_recipe_destroy()); NULL on failure
  * @return LLMQ_OK; LLMQ_ERR_IO (cannot read the file: the message names it);
  *         LLMQ_ERR_PARSE (`file:line:column: key.path: reason` for YAML syntax, unknown keys,
  *         wrong types, invalid values, an unknown version); LLMQ_ERR_INVALID_ARG (NULL);
@@ -63,7 +69,11 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_load(llmq_context *ctx, const ch
 
 /**
  * Parse a recipe from memory (@p size bytes of YAML; need not be NUL-terminated).
- * @param source  the name used in messages, e.g. a file name
+ * @param ctx     context for memory and messages; must outlive the recipe
+ * @param text    the YAML; borrowed for the call; may be NULL when size is 0
+ * @param size    bytes of text
+ * @param source  the name used in messages, e.g. a file name; NULL means "<recipe>"
+ * @param out     receives the recipe (destroy it with llmq_recipe_destroy()); NULL on failure
  * @return as llmq_recipe_load() without LLMQ_ERR_IO
  * @thread ctx-exclusive
  * @since 0.2
@@ -72,15 +82,19 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_parse(llmq_context *ctx, const c
                                                       size_t size, const char *source,
                                                       llmq_recipe **out);
 
-/** Destroy a recipe; NULL is a no-op. @thread exclusive on r @since 0.2 */
+/** Destroy a recipe; NULL is a no-op. Choices and quantizers made from it stay valid.
+ *  @param r  the recipe; invalid afterwards @thread exclusive on r @since 0.2 */
 LLMQ_API void llmq_recipe_destroy(llmq_recipe *r);
 
-/** Number of rules (0 for NULL). @thread read-shared @since 0.2 */
+/** Number of rules. @param r  NULL allowed @return the count (0 for NULL)
+ *  @thread read-shared @since 0.2 */
 LLMQ_API int32_t llmq_recipe_rule_count(const llmq_recipe *r);
 
 /**
  * Fill @p choice for a caller compiled against a struct of @p size bytes: no rule, nothing
  * owned.
+ * @param choice  written; must not be NULL
+ * @param size    sizeof(llmq_recipe_choice) as the caller sees it
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL), LLMQ_ERR_ABI (size out of range)
  * @thread reentrant
  * @since 0.2
@@ -93,8 +107,13 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_choice_defaults(llmq_recipe_choi
  * patterns, `*` crossing dots), merged over the defaults. The schemes in @p choice are fresh
  * copies owned by the caller; @p choice must be clear (from llmq_recipe_choice_defaults() or
  * llmq_recipe_choice_clear()).
- * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, choice holding schemes), LLMQ_ERR_ABI,
- *         LLMQ_ERR_OUT_OF_MEMORY
+ * @param ctx          context for the schemes' memory and messages; must outlive the schemes
+ * @param r            the recipe; only read
+ * @param tensor_name  borrowed for the call
+ * @param choice       in: clear, with its `size` set; out: the choice (release it with
+ *                     llmq_recipe_choice_clear()); left clear on failure
+ * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (NULL, choice holding schemes), LLMQ_ERR_ABI (a bad
+ *         `size` or non-zero reserved fields), LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive; the recipe is read-shared
  * @since 0.2
  */
@@ -121,8 +140,9 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_create_quantizer(llmq_context *c
                                                                  const char *tensor_name,
                                                                  llmq_quantizer **out);
 
-/** Destroy the schemes of @p choice and reset it to the defaults; NULL is a no-op.
- *  @thread exclusive on choice @since 0.2 */
+/** Destroy the schemes of @p choice and reset it to the defaults, keeping its `size`; NULL is
+ *  a no-op. @param choice  a choice filled by llmq_recipe_choice_defaults() or
+ *  llmq_recipe_resolve() @thread exclusive on choice @since 0.2 */
 LLMQ_API void llmq_recipe_choice_clear(llmq_recipe_choice *choice);
 
 #ifdef __cplusplus

@@ -161,6 +161,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_scheme_set_numerics(llmq_scheme *s,
  * codes exist). The symmetric zero point of an unsigned dtype is the range's midpoint rounded
  * up, (qmin + qmax + 1) / 2, as for the full grids (docs/numerics.md). qmin = qmax = 0 clears
  * the range.
+ * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
  * @param qmin, qmax  qmin < qmax, both on the dtype's full grid; for a signed dtype the range
  *                    must include 0 (its symmetric zero point)
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (s NULL, a bound off the grid, qmin >= qmax, a signed
@@ -199,7 +200,6 @@ LLMQ_API llmq_numerics llmq_scheme_numerics(const llmq_scheme *s);
 /**
  * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15], or
  * the range given to llmq_scheme_set_range() (since 0.2).
- * Integer grid of the scheme: e.g. s8 [-128, 127], restricted s8 [-127, 127], u4 [0, 15].
  * @param s  the scheme; NULL gives LLMQ_ERR_INVALID_ARG without a message
  * @param qmin, qmax  receive the bounds; must not be NULL
  * @return LLMQ_OK, LLMQ_ERR_INVALID_ARG (a NULL argument)

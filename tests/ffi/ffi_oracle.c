@@ -3,9 +3,10 @@
  *
  * usage: ffi_oracle DIR
  * Writes DIR/manifest.txt, one line per array: "name dtype d0 d1 ...", and DIR/<name>.bin with
- * its bytes (packed rows for sub-byte dtypes, parameters as F32 / S32). Inputs come first,
- * then the outputs of each case; tests/ffi/test_binding.py repeats every case through llmq.py
- * on the same inputs and compares the bytes. */
+ * its bytes (packed rows for sub-byte dtypes, parameters as F32 / S32), plus DIR/table.yaml, a
+ * parameter table of the calibration cases. Inputs come first, then the outputs of each case;
+ * tests/ffi/test_binding.py repeats every case through llmq.py on the same inputs and compares
+ * the bytes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,39 @@ static llmq_tensor *quantized(const llmq_scheme *s, int64_t rows, int64_t cols)
     llmq_tensor *t = NULL;
     check(llmq_tensor_create_quantized(ctx, s, 2, shape, &t), "quantized tensor");
     return t;
+}
+
+static llmq_tensor *vector(llmq_dtype dtype, int64_t n)
+{
+    llmq_tensor *t = NULL;
+    check(llmq_tensor_create(ctx, dtype, 1, &n, &t), "vector");
+    return t;
+}
+
+/* A quantizer of scheme s with one setting (key < 0: none), after observing the batches. */
+static llmq_quantizer *calibrated(const llmq_scheme *s, llmq_observer observer, int key,
+                                  double value, llmq_tensor *const *batches, int n)
+{
+    llmq_quantizer *q = NULL;
+    check(llmq_quantizer_create(ctx, s, observer, &q), "quantizer");
+    if (key >= 0)
+        check(llmq_quantizer_set_param(q, (llmq_observer_param)key, value), "set_param");
+    for (int i = 0; i < n; i++)
+        check(llmq_quantizer_observe(ctx, q, batches[i]), "observe");
+    check(llmq_quantizer_finalize(ctx, q), "finalize");
+    return q;
+}
+
+/* A quantizer's scale, zero point and clipping range as name.scale, ... */
+static void dump_calibrated(const char *name, const llmq_quantizer *q)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s.scale", name);
+    dump(buf, llmq_quantizer_scale(q));
+    snprintf(buf, sizeof buf, "%s.zero_point", name);
+    dump(buf, llmq_quantizer_zero_point(q));
+    snprintf(buf, sizeof buf, "%s.range", name);
+    dump(buf, llmq_quantizer_range(q));
 }
 
 /* Deterministic inputs: an LCG mapped to [-1, 1), with a few large values. */
@@ -179,10 +213,94 @@ int main(int argc, char **argv)
     check(llmq_matmul(ctx, a8, w8, NULL, y_u8), "y_u8");
     dump("y_u8", y_u8);
 
-    llmq_tensor *all[] = {x, w, bias, w4, w4_f32, w4_f16, w8, a8, x4, y_s32, y_f32, y_w4, y_u8};
+    /* calibration: percentile s8 per tensor over batches of two sizes, applied and used to
+     * quantize x; min/max u8 per channel of the last axis; MSE u4 per group of 64 */
+    llmq_tensor *const batches[] = {x, w, x};
+    llmq_scheme *s_pct = new_scheme(LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
+                                    LLMQ_GRANULARITY_PER_TENSOR, 0);
+    llmq_quantizer *q_pct = calibrated(s_pct, LLMQ_OBSERVER_PERCENTILE,
+                                       LLMQ_OBSERVER_PARAM_PERCENTILE, 99.9, batches, 3);
+    dump_calibrated("cal_pct", q_pct);
+    llmq_tensor *cal_x8 = quantized(llmq_quantizer_scheme(q_pct), M, K);
+    check(llmq_quantizer_apply(ctx, q_pct, cal_x8), "apply");
+    check(llmq_quantize(ctx, x, cal_x8), "cal_x8");
+    dump_quantized("cal_x8", cal_x8);
+    llmq_scheme *s_mm = new_scheme(LLMQ_DTYPE_U8, LLMQ_SYMMETRY_ASYMMETRIC,
+                                   LLMQ_GRANULARITY_PER_CHANNEL, 0);
+    check(llmq_scheme_set_axis(s_mm, -1), "axis");
+    llmq_quantizer *q_mm = calibrated(s_mm, LLMQ_OBSERVER_MINMAX, -1, 0, batches, 2);
+    dump_calibrated("cal_mm", q_mm);
+    llmq_tensor *const groups[] = {w, w4_f32};
+    llmq_quantizer *q_mse = calibrated(s_w4, LLMQ_OBSERVER_MSE, LLMQ_OBSERVER_PARAM_GRID, 50,
+                                       groups, 2);
+    dump_calibrated("cal_mse", q_mse);
+
+    /* a parameter table of the three, saved */
+    llmq_qtable *table = NULL;
+    check(llmq_qtable_create(ctx, &table), "qtable");
+    const llmq_quantizer *entries[] = {q_pct, q_mm, q_mse};
+    const char *names[] = {"act", "layers.0.chan", "layers.0.grp"};
+    for (int i = 0; i < 3; i++)
+        check(llmq_qtable_set(ctx, table, names[i], llmq_quantizer_scheme(entries[i]),
+                              llmq_quantizer_scale(entries[i]),
+                              llmq_quantizer_zero_point(entries[i])),
+              "qtable_set");
+    snprintf(path, sizeof path, "%s/table.yaml", dir);
+    check(llmq_qtable_save(ctx, table, path), "qtable_save");
+
+    /* fake quantization: s4 on the 3-bit grid [-4, 3] per row, learnable (f32) zero points,
+     * forward and every gradient; u8 per tensor with an s32 zero point, forward */
+    llmq_tensor *dy = new_tensor(LLMQ_DTYPE_F32, M, K);
+    fill(dy, 4);
+    dump("dy", dy);
+    llmq_scheme *s_fq = new_scheme(LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC,
+                                   LLMQ_GRANULARITY_PER_CHANNEL, 0);
+    check(llmq_scheme_set_range(s_fq, -4, 3), "range");
+    llmq_tensor *fq_scale = vector(LLMQ_DTYPE_F32, M), *fq_zp = vector(LLMQ_DTYPE_F32, M);
+    for (int i = 0; i < M; i++) {
+        ((float *)llmq_tensor_data(fq_scale))[i] = 0.1f + 0.05f * (float)i;
+        ((float *)llmq_tensor_data(fq_zp))[i] = -1.3f + 0.4f * (float)i;
+    }
+    llmq_tensor *fq_y = new_tensor(LLMQ_DTYPE_F32, M, K), *fq_dx = new_tensor(LLMQ_DTYPE_F32, M, K);
+    llmq_tensor *fq_ds = vector(LLMQ_DTYPE_F32, M), *fq_dz = vector(LLMQ_DTYPE_F32, M);
+    check(llmq_fake_quantize(ctx, x, s_fq, fq_scale, fq_zp, fq_y), "fake_quantize");
+    check(llmq_fake_quantize_backward(ctx, x, s_fq, fq_scale, fq_zp, dy, 0.5f, fq_dx, fq_ds,
+                                      fq_dz),
+          "fake_quantize_backward");
+    dump("fq_y", fq_y);
+    dump("fq_dx", fq_dx);
+    dump("fq_dscale", fq_ds);
+    dump("fq_dzero_point", fq_dz);
+    llmq_scheme *s_fq8 = new_scheme(LLMQ_DTYPE_U8, LLMQ_SYMMETRY_ASYMMETRIC,
+                                    LLMQ_GRANULARITY_PER_TENSOR, 0);
+    llmq_tensor *fq8_scale = vector(LLMQ_DTYPE_F32, 1), *fq8_zp = vector(LLMQ_DTYPE_S32, 1);
+    *(float *)llmq_tensor_data(fq8_scale) = 0.02f;
+    *(int32_t *)llmq_tensor_data(fq8_zp) = 130;
+    llmq_tensor *fq8_y = new_tensor(LLMQ_DTYPE_F32, M, K);
+    check(llmq_fake_quantize(ctx, x, s_fq8, fq8_scale, fq8_zp, fq8_y), "fake_quantize u8");
+    dump("fq8_y", fq8_y);
+
+    /* conversions: f32 to f16 and bf16, bf16 back to f32 */
+    llmq_tensor *cv_f16 = new_tensor(LLMQ_DTYPE_F16, M, K);
+    llmq_tensor *cv_bf16 = new_tensor(LLMQ_DTYPE_BF16, M, K);
+    llmq_tensor *cv_back = new_tensor(LLMQ_DTYPE_F32, M, K);
+    check(llmq_convert(ctx, x, cv_f16), "convert f16");
+    check(llmq_convert(ctx, x, cv_bf16), "convert bf16");
+    check(llmq_convert(ctx, cv_bf16, cv_back), "convert back");
+    dump("cv_f16", cv_f16);
+    dump("cv_bf16", cv_bf16);
+    dump("cv_back", cv_back);
+
+    llmq_qtable_destroy(table);
+    llmq_quantizer *quantizers[] = {q_pct, q_mm, q_mse};
+    for (size_t i = 0; i < sizeof quantizers / sizeof quantizers[0]; i++)
+        llmq_quantizer_destroy(quantizers[i]);
+    llmq_tensor *all[] = {x, w, bias, w4, w4_f32, w4_f16, w8, a8, x4, y_s32, y_f32, y_w4, y_u8,
+                          cal_x8, dy, fq_scale, fq_zp, fq_y, fq_dx, fq_ds, fq_dz, fq8_scale,
+                          fq8_zp, fq8_y, cv_f16, cv_bf16, cv_back};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         llmq_tensor_destroy(all[i]);
-    llmq_scheme *schemes[] = {s_w4, s_w8, s_a8, s_s4, s_out};
+    llmq_scheme *schemes[] = {s_w4, s_w8, s_a8, s_s4, s_out, s_pct, s_mm, s_fq, s_fq8};
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
         llmq_scheme_destroy(schemes[i]);
     llmq_context_destroy(ctx);

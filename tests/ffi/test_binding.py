@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """examples/python/llmq.py against the C library: results equal to the C API's (ffi_oracle)
 and to NumPy transcriptions of docs/numerics.md, tensors wrapped without copying, every
-failure an exception with the context's message, lifetimes, model files, threads, and no
-leaks over 10,000 create/destroy cycles.
+failure an exception with the context's message, lifetimes, model files, calibration,
+parameter tables, recipes, fake quantization, threads, and no leaks over 10,000
+create/destroy cycles.
 
 usage: test_binding.py --lib LIBLLMQ --oracle FFI_ORACLE --cli LLMQ --source-root DIR
        --version V [--models DIR] [--sanitized true|false]
@@ -104,13 +105,29 @@ def same_bytes(name, got, want):
     assert got == want[2], f"{name}: differs from the C API's result"
 
 
+_oracle = None
+
+
+def oracle():
+    """ffi_oracle's arrays {name: (dtype, shape, bytes)} and its table.yaml bytes (run once)."""
+    global _oracle
+    if _oracle is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([args.oracle, tmp], check=True)
+            _oracle = (read_oracle(pathlib.Path(tmp)),
+                       (pathlib.Path(tmp) / "table.yaml").read_bytes())
+    return _oracle
+
+
+def oracle_f32(ref, name):
+    """An f32 array of the oracle as a writable NumPy array."""
+    return np.frombuffer(ref[name][2], np.float32).reshape(ref[name][1]).copy()
+
+
 def test_round_trips_equal_the_c_api():
     """Every case of ffi_oracle.c, through the binding, on the same inputs: identical bytes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([args.oracle, tmp], check=True)
-        ref = read_oracle(pathlib.Path(tmp))
-    f32 = {k: np.frombuffer(ref[k][2], np.float32).reshape(ref[k][1]).copy()
-           for k in ("x", "w", "bias")}
+    ref = oracle()[0]
+    f32 = {k: oracle_f32(ref, k) for k in ("x", "w", "bias")}
     x, w, bias = f32["x"], f32["w"], f32["bias"]
     ctx = llmq.Context("cpu")
 
@@ -147,6 +164,440 @@ def test_round_trips_equal_the_c_api():
     w4_wrapped.scale[...], w4_wrapped.zero_point[...] = w4.scale, w4.zero_point
     same_bytes("w4_f32 (wrapped)", llmq.dequantize(w4_wrapped), ref["w4_f32"])
     ctx.close()
+
+
+def test_calibration_and_tables_equal_the_c_api():
+    """ffi_oracle's quantizers (percentile per tensor over batches of two sizes, min/max per
+    channel, MSE per group), the tensor quantized with applied parameters, and the saved
+    table: identical bytes through Quantizer and QTable."""
+    ref, table_yaml = oracle()
+    x, w, w4_f32 = (oracle_f32(ref, k) for k in ("x", "w", "w4_f32"))
+    with llmq.Context("cpu") as ctx, tempfile.TemporaryDirectory() as tmp:
+        def check(name, q):
+            same_bytes(name + ".scale", q.scale, ref[name + ".scale"])
+            same_bytes(name + ".zero_point", q.zero_point, ref[name + ".zero_point"])
+            same_bytes(name + ".range", q.range, ref[name + ".range"])
+
+        q_pct = llmq.Quantizer(ctx, ctx.scheme("s8"), "percentile", percentile=99.9)
+        for batch in (x, w, x):
+            q_pct.observe(batch)
+        assert q_pct.batch_count == 3 and not q_pct.finalized
+        assert q_pct.finalize() is q_pct and q_pct.finalized
+        check("cal_pct", q_pct)
+        x8 = q_pct.apply(llmq.empty_quantized(q_pct.scheme, x.shape))
+        assert llmq.quantize(x, x8) is x8
+        same_bytes("cal_x8", x8, ref["cal_x8"])
+        same_bytes("cal_x8.scale", x8.scale, ref["cal_x8.scale"])
+        q_mm = ctx.quantizer(ctx.scheme("u8", symmetry="asymmetric", granularity="per_channel",
+                                        axis=-1))
+        q_mm.observe(x)
+        q_mm.observe(ctx.tensor(w))  # Tensors as well as arrays
+        check("cal_mm", q_mm.finalize())
+        q_mse = llmq.Quantizer(ctx, ctx.scheme("u4", symmetry="asymmetric",
+                                               granularity="per_group", group_size=64), "mse")
+        q_mse.set_param("grid", 50)
+        q_mse.observe(w)
+        q_mse.observe(w4_f32)
+        check("cal_mse", q_mse.finalize())
+
+        # the table: the C file's bytes; loaded back, the C parameters; applied, the C codes
+        table = llmq.QTable(ctx)
+        table["act"] = q_pct
+        table["layers.0.chan"] = q_mm
+        table.set("layers.0.grp", q_mse)
+        path = os.path.join(tmp, "table.yaml")
+        table.save(path)
+        assert pathlib.Path(path).read_bytes() == table_yaml, "qtable differs from the C API's"
+        c_path = os.path.join(tmp, "c.yaml")
+        pathlib.Path(c_path).write_bytes(table_yaml)
+        loaded = llmq.QTable.load(ctx, c_path)
+        assert loaded.names() == ["act", "layers.0.chan", "layers.0.grp"] and len(loaded) == 3
+        for name, case in (("act", "cal_pct"), ("layers.0.chan", "cal_mm"),
+                           ("layers.0.grp", "cal_mse")):
+            scheme, scale, zp = loaded[name]
+            same_bytes(name + " scale", scale, ref[case + ".scale"])
+            same_bytes(name + " zero_point", zp, ref[case + ".zero_point"])
+        scheme = loaded["layers.0.chan"][0]
+        assert (scheme.dtype, scheme.granularity, scheme.axis) == ("u8", "per_channel", -1)
+        y = loaded.apply("act", llmq.empty_quantized(loaded["act"][0], x.shape))
+        same_bytes("cal_x8 (table)", llmq.quantize(x, y), ref["cal_x8"])
+        loaded.save(os.path.join(tmp, "again.yaml"))
+        assert pathlib.Path(tmp, "again.yaml").read_bytes() == table_yaml
+
+
+def test_fake_quantize_and_convert_equal_the_c_api():
+    ref = oracle()[0]
+    x, dy = oracle_f32(ref, "x"), oracle_f32(ref, "dy")
+    with llmq.Context("cpu") as ctx:
+        s = ctx.scheme("s4", granularity="per_channel", range=(-4, 3))
+        assert s.range == (-4, 3)
+        scale = (np.float32(0.1) + np.float32(0.05) * np.arange(7, dtype=np.float32))
+        zp = (np.float32(-1.3) + np.float32(0.4) * np.arange(7, dtype=np.float32))
+        same_bytes("fq_y", llmq.fake_quantize(x, s, scale, zp), ref["fq_y"])
+        dx, ds, dz = llmq.fake_quantize_backward(x, s, scale, zp, dy, grad_factor=0.5)
+        same_bytes("fq_dx", dx, ref["fq_dx"])
+        same_bytes("fq_dscale", ds, ref["fq_dscale"])
+        same_bytes("fq_dzero_point", dz, ref["fq_dzero_point"])
+        dx2, ds2, dz2 = llmq.fake_quantize_backward(x, s, scale, zp, dy, grad_factor=0.5,
+                                                    scale_grad=False, zero_point_grad=False)
+        assert ds2 is None and dz2 is None and np.array_equal(dx2.numpy(), dx.numpy())
+        # Python numbers for one parameter: float32 scale, int32 zero point
+        u8 = ctx.scheme("u8", symmetry="asymmetric")
+        same_bytes("fq8_y", llmq.fake_quantize(x, u8, 0.02, 130), ref["fq8_y"])
+        # equal to dequantize(quantize(x)); in place into x itself
+        q = llmq.quantize(x, u8, scale=0.02, zero_point=130)
+        inplace = x.copy()
+        assert llmq.fake_quantize(inplace, u8, 0.02, 130, out=inplace) is inplace
+        assert np.array_equal(inplace, llmq.dequantize(q).numpy())
+        # no zero point: the scheme's symmetric one; no gradient for it then
+        _, _, none = llmq.fake_quantize_backward(x, s, scale, None, dy)
+        assert none is None
+        # conversions
+        same_bytes("cv_f16", llmq.convert(x, "f16", ctx=ctx), ref["cv_f16"])
+        bf = llmq.convert(ctx.tensor(x), "bf16")
+        same_bytes("cv_bf16", bf, ref["cv_bf16"])
+        same_bytes("cv_back", llmq.convert(bf, "f32"), ref["cv_back"])
+        out = np.empty(x.shape, np.float16)
+        assert llmq.convert(x, out, ctx=ctx) is out
+        assert np.array_equal(out, x.astype(np.float16))  # NumPy rounds to nearest even too
+        # errors with the C message
+        expect(llmq.NonFiniteError, lambda: llmq.fake_quantize(np.full((2, 3), np.nan,
+                                                                       np.float32), u8, 0.1),
+               "x[0]=nan")
+        expect(llmq.InvalidArgError, lambda: llmq.fake_quantize(x, s, np.ones(3, np.float32)),
+               "llmq_fake_quantize")
+        expect(llmq.InvalidArgError, lambda: llmq.fake_quantize_backward(
+            x, s, scale, zp, dy, grad_factor=float("inf")), "grad_factor=inf")
+        expect(llmq.InvalidArgError, lambda: llmq.convert(x, np.empty((7, 200), np.int8),
+                                                          ctx=ctx), "llmq_convert: dst=s8 tensor")
+        expect(llmq.InvalidArgError, lambda: llmq.convert(x, out[:, :10], ctx=ctx),
+               "shape differs")
+        expect(TypeError, lambda: llmq.fake_quantize(x, s, scale.astype(np.float64)), "float64")
+
+
+def test_scheme_range():
+    with llmq.Context("cpu") as ctx:
+        s = ctx.scheme("u8")
+        assert s.range == (0, 255)
+        s.range = (0, 15)  # a 4-bit grid in u8
+        assert s.range == (0, 15) and "range=(0, 15)" in repr(s)
+        q = llmq.quantize_dynamic(np.linspace(-3, 3, 64, dtype=np.float32), s)
+        assert q.numpy().max() == 15 and q.zero_point[0] == 8  # (qmin + qmax + 1) / 2
+        s.range = None
+        assert s.range == (0, 255)
+        r = ctx.scheme("s8", symmetry="symmetric_restricted", range=(-8, 7))
+        assert r.range == (-8, 7)  # the range says which codes exist
+        e = expect(llmq.InvalidArgError, lambda: setattr(r, "range", (1, 7)),
+                   "llmq_scheme_set_range: qmin=1: a signed range must include 0")
+        assert r.range == (-8, 7) and ctx.last_error == e.message
+        expect(llmq.InvalidArgError, lambda: setattr(r, "range", (-200, 7)), "qmin=-200")
+        expect(llmq.InvalidArgError, lambda: setattr(r, "range", (3, 3)), "qmin=3")
+        expect(ValueError, lambda: setattr(r, "range", (1, 2, 3)))
+        bound = llmq.empty_quantized(r, (2, 2)).scheme
+        assert bound.range == (-8, 7)
+        expect(AttributeError, lambda: setattr(bound, "range", None), "read-only")
+
+
+def test_quantizer():
+    rng = np.random.default_rng(11)
+    batches = [rng.standard_normal((4, 32)).astype(np.float32) for _ in range(3)]
+    with llmq.Context("cpu") as ctx:
+        s = ctx.scheme("u8", symmetry="asymmetric", granularity="per_channel", axis=1)
+        q = llmq.Quantizer(ctx, s, "histogram_l2", bins=512, upsample=4)
+        s.axis = 0  # the quantizer keeps its own copy
+        assert q.observer == "histogram_l2" and q.scheme.axis == 1
+        assert q.params == {"bins": 512, "upsample": 4}
+        assert q.get_param("bins") == 512 and isinstance(q.get_param("bins"), int)
+        assert llmq.Quantizer(ctx, s, "moving_average").params == {"momentum": 0.01}
+        assert (q.scale, q.zero_point, q.range) == (None, None, None)
+        assert llmq.observer_param_bounds("mse", "grid") == (1.0, 10000.0)
+        assert llmq.observer_param_bounds(llmq.OBSERVER["percentile"], 1) == (50.0, 100.0)
+        expect(llmq.InvalidArgError, lambda: llmq.observer_param_bounds("minmax", "bins"),
+               "key=bins: not a setting of the minmax observer")
+        expect(llmq.StateError, lambda: q.finalize(), "llmq_quantizer_finalize")
+        for b in batches:
+            q.observe(b)
+        expect(llmq.StateError, lambda: q.set_param("bins", 1024), "settings are fixed")
+        expect(llmq.InvalidArgError, lambda: q.observe(np.ones((4, 33), np.float32)),
+               "llmq_quantizer_observe")
+        expect(llmq.InvalidArgError, lambda: q.observe(np.ones((4, 32), np.int8)),
+               "x=s8 tensor: must be f32, f16 or bf16")
+        nan = batches[0].copy()
+        nan[1, 2] = np.nan
+        expect(llmq.NonFiniteError, lambda: q.observe(nan), "llmq_quantizer_observe")
+        assert q.batch_count == 3  # the failed batches changed nothing
+        q.finalize()
+        expect(llmq.StateError, lambda: q.observe(batches[0]), "already finalized")
+        expect(llmq.StateError, lambda: q.finalize(), "already finalized")
+        # read-only views of the C parameters, PyTorch's qparams of the chosen ranges
+        scale, zp, rng_ = q.scale, q.zero_point, q.range
+        assert scale.shape == (32,) and zp.dtype == np.int32 and rng_.shape == (32, 2)
+        assert not scale.flags.writeable and not rng_.flags.writeable
+        expect(ValueError, lambda: scale.__setitem__(0, 1.0), "read-only")
+        for c in (0, 17):
+            assert q.scheme.qparams(rng_[c, 0], rng_[c, 1]) == (scale[c], zp[c])
+        # apply: layout and dtype checked by C; only Tensors
+        expect(TypeError, lambda: q.apply(np.zeros((4, 32), np.uint8)), "Tensor")
+        expect(llmq.InvalidArgError, lambda: q.apply(llmq.empty_quantized(s, (4, 31))),
+               "llmq_quantizer_apply")  # 31 channels, not 32
+        expect(llmq.InvalidArgError, lambda: q.apply(ctx.empty("s8", (4, 32))),
+               "llmq_quantizer_apply")
+        codes = q.apply(llmq.empty_quantized(q.scheme, (2, 32)))
+        assert np.array_equal(codes.scale, scale) and codes.scheme.axis == 1
+        # settings refused with the C message, unknown names before C
+        expect(llmq.InvalidArgError, lambda: llmq.Quantizer(ctx, s, "percentile", bins=8),
+               "bins=8: must be in [16, 1.04858e+06]")
+        expect(llmq.InvalidArgError, lambda: llmq.Quantizer(ctx, s, "minmax", momentum=0.5),
+               "key=momentum: not a setting of the minmax observer")
+        expect(llmq.InvalidArgError, lambda: llmq.Quantizer(ctx, s, "entropy", bins=200),
+               "bins=200: the entropy search needs more bins")
+        expect(ValueError, lambda: llmq.Quantizer(ctx, s, "median"), "observer='median'")
+        expect(ValueError, lambda: llmq.Quantizer(ctx, s, "mse", grids=5), "key='grids'")
+        expect(llmq.InvalidArgError, lambda: llmq.Quantizer(
+            ctx, ctx.scheme("s8", granularity="per_token")), "per-token parameters")
+
+
+def test_qtable():
+    with llmq.Context("cpu") as ctx, tempfile.TemporaryDirectory() as tmp:
+        table = llmq.QTable(ctx)
+        s = ctx.scheme("u4", symmetry="asymmetric", granularity="per_channel")
+        table.set("b", s, scale=np.array([0.5, 0.25], np.float32), zero_point=[8, 3])
+        table.set("a", ctx.scheme("s8"), scale=0.125, zero_point=0)
+        wq = llmq.quantize_dynamic(np.arange(12, dtype=np.float32).reshape(3, 4),
+                                   ctx.scheme("s8", granularity="per_channel"))
+        table["w"] = wq
+        assert table.names() == ["b", "a", "w"] and list(table) == table.names()
+        assert "a" in table and "z" not in table and len(table) == 3
+        scheme, scale, zp = table["b"]
+        assert (scheme.dtype, scheme.symmetry, scheme.granularity) == \
+            ("u4", "asymmetric", "per_channel")
+        assert scale.tolist() == [0.5, 0.25] and zp.tolist() == [8, 3]
+        assert np.array_equal(table["w"][1], wq.scale)
+        expect(AttributeError, lambda: setattr(scheme, "axis", 1), "read-only")
+        # replacing an entry closes the Schemes get() returned; the NumPy copies stay
+        table.set("b", s, scale=[1.0, 2.0], zero_point=[0, 15])
+        expect(ValueError, lambda: scheme.dtype, "Scheme is closed")
+        assert scale.tolist() == [0.5, 0.25] and table["b"][1].tolist() == [1.0, 2.0]
+        # apply: binds the entry's scheme and values
+        t = table.apply("b", llmq.empty_quantized(s, (2, 5)))
+        assert t.scale.tolist() == [1.0, 2.0] and t.zero_point.tolist() == [0, 15]
+        # errors with the C messages
+        expect(llmq.InvalidArgError, lambda: table.get("nope"), 'name="nope": no such entry')
+        expect(llmq.InvalidArgError, lambda: table.apply("nope", t), "no such entry")
+        expect(llmq.InvalidArgError, lambda: table.set("c", s, scale=[0.0, 1.0],
+                                                       zero_point=[0, 0]),
+               "scale[0]=0: must be a positive normal float")
+        expect(llmq.InvalidArgError, lambda: table.set("c", s, scale=[1.0, 1.0],
+                                                       zero_point=[0, 16]),
+               "zero_point[1]=16: outside the u4 grid [0, 15]")
+        expect(llmq.InvalidArgError, lambda: table.set("", s, scale=[1.0, 1.0],
+                                                       zero_point=[0, 1]), "name=")
+        assert len(table) == 3  # unchanged by the failures
+        expect(ValueError, lambda: table.set("c", s), "scale= and zero_point=")
+        expect(ValueError, lambda: table.set("c", llmq.Quantizer(ctx, s)), "not finalized")
+        expect(ValueError, lambda: table.set("c", ctx.empty("s8", (2,))), "no scheme")
+        expect(TypeError, lambda: table.set("c", 3), "Quantizer")
+        # save -> load -> save: the same bytes; a truncated file is a parse error
+        path = os.path.join(tmp, "t.yaml")
+        table.save(path)
+        again = llmq.QTable.load(ctx, path)
+        assert again.names() == table.names()
+        again.save(os.path.join(tmp, "u.yaml"))
+        text = pathlib.Path(path).read_text()
+        assert pathlib.Path(tmp, "u.yaml").read_text() == text
+        pathlib.Path(tmp, "cut.yaml").write_text(text[:text.rindex("...")])
+        expect(llmq.ParseError, lambda: llmq.QTable.load(ctx, os.path.join(tmp, "cut.yaml")),
+               "cut.yaml:")
+        expect(llmq.FileError, lambda: llmq.QTable.load(ctx, os.path.join(tmp, "none.yaml")),
+               "none.yaml")
+        expect(llmq.FileError, lambda: table.save(os.path.join(tmp, "no", "dir.yaml")),
+               "dir.yaml")
+
+
+RECIPE = """version: 1
+defaults:
+  weight: {bits: 4, symmetry: asymmetric, granularity: per_group, group_size: 32}
+  activation: {dtype: u8, symmetry: asymmetric, mode: static}
+  calibration: {observer: percentile, percentile: 99.5, bins: 1024}
+rules:
+  - match: ["*norm.weight", "tok_embeddings.weight"]
+    skip: true
+  - match: "layers.*.attention.w[qkvo].weight"
+    weight: {bits: 8, granularity: per_channel}
+    activation: {dtype: s8, mode: dynamic}
+  - match: "output.weight"
+    activation: none
+"""
+
+
+def test_recipe():
+    with llmq.Context("cpu") as ctx, tempfile.TemporaryDirectory() as tmp:
+        r = llmq.Recipe.parse(ctx, RECIPE, "test.yaml")
+        assert len(r) == 3
+        c = r.resolve("layers.0.feed_forward.w1.weight")
+        assert (c.skip, c.rule, c.mode) == (False, None, "static")
+        assert (c.weight.dtype, c.weight.granularity, c.weight.group_size) == \
+            ("u4", "per_group", 32)
+        assert (c.activation.dtype, c.activation.granularity) == ("u8", "per_tensor")
+        c = r.resolve("layers.3.attention.wk.weight")
+        assert (c.rule, c.mode, c.weight.dtype, c.weight.symmetry) == \
+            (1, "dynamic", "u8", "asymmetric")  # bits: 8 merged over the defaults' asymmetric
+        assert c.activation.granularity == "per_token"
+        assert r.resolve("norm.weight") == (True, 0, None, None, "float")
+        skip, rule, weight, activation, mode = r.resolve("output.weight")
+        assert (rule, activation, mode) == (2, None, "float") and weight.dtype == "u4"
+        # the resolved schemes belong to the caller: writable, alive after the recipe
+        weight.group_size = 64
+        r.close()
+        assert weight.group_size == 64
+        expect(ValueError, lambda: r.resolve("x"), "Recipe is closed")
+
+        # a file; create_quantizer against a Quantizer made by hand: the same parameters
+        path = os.path.join(tmp, "r.yaml")
+        pathlib.Path(path).write_text(RECIPE)
+        r = llmq.Recipe(ctx, path)
+        q = r.create_quantizer("layers.0.feed_forward.w1.weight")
+        assert q.observer == "percentile" and q.params == {"percentile": 99.5, "bins": 1024}
+        by_hand = llmq.Quantizer(ctx, r.resolve("x").activation, "percentile", percentile=99.5,
+                                 bins=1024)
+        x = np.random.default_rng(2).standard_normal((16, 64)).astype(np.float32)
+        for qq in (q, by_hand):
+            qq.observe(x)
+            qq.finalize()
+        assert np.array_equal(q.scale, by_hand.scale) and q.zero_point == by_hand.zero_point
+        r.close()
+        assert q.scale is not None  # a quantizer outlives the recipe it came from
+        r = llmq.Recipe.load(ctx, path)
+        expect(llmq.StateError, lambda: r.create_quantizer("layers.0.attention.wq.weight"),
+               "tensor_name=layers.0.attention.wq.weight: its activations are not static")
+        expect(llmq.StateError, lambda: r.create_quantizer("norm.weight"), "not static")
+
+        # errors: position and key path of the parse errors, missing files
+        bad = RECIPE.replace("bits: 4", "bits: 5")
+        expect(llmq.ParseError, lambda: llmq.Recipe.parse(ctx, bad, "w4.yaml"),
+               "w4.yaml:3:", "defaults.weight.bits: 5")
+        expect(llmq.ParseError, lambda: llmq.Recipe.parse(ctx, b"version: 1\nextras: 1\n"),
+               "<recipe>:2:1: extras: unknown key")
+        expect(llmq.ParseError, lambda: llmq.Recipe.parse(
+            ctx, RECIPE.replace("bins: 1024", "bins: 4")), "bins")
+        expect(llmq.FileError, lambda: llmq.Recipe(ctx, os.path.join(tmp, "none.yaml")),
+               "none.yaml")
+
+
+def calibration_workflow(ctx):
+    """Every new handle once: a quantizer observed, finalized and applied, a table entry set
+    and read, a recipe resolved and its quantizer made."""
+    x = np.linspace(-2, 3, 64, dtype=np.float32).reshape(4, 16)
+    q = ctx.quantizer(ctx.scheme("u4", symmetry="asymmetric", granularity="per_group",
+                                 group_size=8), "mse", grid=20)
+    q.observe(x)
+    t = q.finalize().apply(llmq.empty_quantized(q.scheme, x.shape))
+    llmq.quantize(x, t)
+    table = llmq.QTable(ctx)
+    table["x"] = q
+    table["t"] = t
+    scheme, _, _ = table["x"]
+    r = llmq.Recipe.parse(ctx, RECIPE)
+    choice = r.resolve("layers.1.feed_forward.w2.weight")
+    rq = r.create_quantizer("x")
+    rq.observe(x)
+    rq.finalize()
+    y = llmq.fake_quantize(x, choice.activation, rq.scale, rq.zero_point)
+    return [q, t, table, scheme, r, choice.weight, choice.activation, rq, y]
+
+
+def test_calibration_lifetimes_and_leaks():
+    views_outlive_close()
+    table_scheme_keeps_table()
+    # many cycles through every new handle: every block freed, no handle left
+    alloc = CountingAllocator()
+    for i in range(200):
+        ctx = llmq.Context("cpu", allocator=alloc)
+        objs = calibration_workflow(ctx)
+        if i % 2:
+            ctx.close()  # closed first, or collected in any order
+        del objs, ctx
+        gc.collect()
+        assert not alloc.live
+    handles = [o for o in gc.get_objects() if isinstance(o, (llmq.Handle, llmq._Resource))]
+    assert not handles, handles[:5]
+
+
+def views_outlive_close():
+    """Views of a quantizer's parameters outlive close(); the C memory goes with the last."""
+    alloc = CountingAllocator()
+    ctx = llmq.Context("cpu", allocator=alloc)
+    q = ctx.quantizer(ctx.scheme("s8", granularity="per_channel"))
+    q.observe(np.arange(12, dtype=np.float32).reshape(3, 4))
+    q.finalize()
+    scale, rng_ = q.scale, q.range
+    want = scale.copy()
+    table, recipe = llmq.QTable(ctx), llmq.Recipe.parse(ctx, RECIPE)
+    table["q"] = q
+    entry_scheme = table["q"][0]
+    choice = recipe.resolve("a")
+    ctx.close()  # closes everything made from the context, for Python
+    for h in (q, table, recipe, entry_scheme, choice.weight, choice.activation):
+        assert h.closed, h
+    expect(ValueError, lambda: q.batch_count, "Quantizer is closed")
+    expect(ValueError, lambda: table.names(), "QTable is closed")
+    assert np.array_equal(scale, want) and rng_[2, 1] == 11.0 and alloc.live
+    del scale, rng_
+    gc.collect()
+    assert not alloc.live, "the quantizer and its context go with the last view"
+
+
+def table_scheme_keeps_table():
+    """A table's Scheme keeps the table (and the context) until it goes."""
+    alloc = CountingAllocator()
+    ctx = llmq.Context("cpu", allocator=alloc)
+    table = llmq.QTable(ctx)
+    table.set("a", ctx.scheme("s8"), scale=1.0, zero_point=0)
+    scheme = table["a"][0]
+    del table, ctx
+    gc.collect()
+    assert scheme.dtype == "s8" and alloc.live
+    del scheme
+    gc.collect()
+    assert not alloc.live
+
+
+def test_calibration_out_of_memory_leaks_nothing():
+    for fail_from in range(1, 400):
+        alloc = CountingAllocator(fail_from)
+        failed = False
+        try:
+            with llmq.Context("cpu", allocator=alloc) as ctx:
+                objs = calibration_workflow(ctx)
+                del objs
+        except llmq.OutOfMemoryError as e:
+            assert e.status_name == "LLMQ_ERR_OUT_OF_MEMORY"
+            failed = True
+        # (outside the except block: its traceback holds NumPy views of C memory)
+        if failed:
+            gc.collect()
+            assert not alloc.live, f"leak after failing allocation {fail_from}"
+            continue
+        gc.collect()
+        assert not alloc.live
+        assert fail_from > 20, "every step ran, yet few allocations were failed"
+        return
+    raise AssertionError("allocations never stopped failing")
+
+
+def test_model_evict():
+    with tempfile.TemporaryDirectory() as tmp, llmq.Context("cpu") as ctx:
+        path = os.path.join(tmp, "m.safetensors")
+        big = np.arange(1 << 16, dtype=np.float32).reshape(64, 1024)
+        llmq.save_model(ctx, path, {"a": big, "b": np.ones(3, np.float32)})
+        with llmq.Model(ctx, path) as m:
+            view = m["a"].numpy()
+            assert np.array_equal(view, big)
+            m.evict("a")
+            assert np.array_equal(view, big)  # read again from the file
+            m.evict("b")
+            expect(llmq.InvalidArgError, lambda: m.evict("c"),
+                   "llmq_model_evict: name=c: no such tensor")
 
 
 def test_numerics_match_numpy():
