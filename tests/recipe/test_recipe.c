@@ -251,9 +251,12 @@ static void misuse(void **state)
     ASSERT_OK(ctx, llmq_recipe_resolve(ctx, r, "x", &c)); /* no defaults: everything float */
     assert_null(c.weight);
     assert_null(c.activation);
-    ASSERT_FAILS(ctx, llmq_recipe_parse(ctx, NULL, 3, "s", &r), LLMQ_ERR_INVALID_ARG, "text=NULL");
-    ASSERT_FAILS(ctx, llmq_recipe_load(ctx, NULL, &r), LLMQ_ERR_INVALID_ARG, "path=NULL");
-    assert_int_equal(llmq_recipe_load(NULL, "x", &r), LLMQ_ERR_INVALID_ARG);
+    llmq_recipe *none = NULL;
+    ASSERT_FAILS(ctx, llmq_recipe_parse(ctx, NULL, 3, "s", &none), LLMQ_ERR_INVALID_ARG,
+                 "text=NULL");
+    ASSERT_FAILS(ctx, llmq_recipe_load(ctx, NULL, &none), LLMQ_ERR_INVALID_ARG, "path=NULL");
+    assert_int_equal(llmq_recipe_load(NULL, "x", &none), LLMQ_ERR_INVALID_ARG);
+    assert_null(none);
     llmq_recipe_choice_clear(NULL);
     llmq_recipe_destroy(NULL);
     assert_int_equal(llmq_recipe_rule_count(NULL), 0);
