@@ -22,6 +22,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: llmq-llama eval MODEL TOKENIZER TEXT [--recipe R | --mode M] [--tokens N]\n"
+            "                  [--no-fp32]\n"
             "       llmq-llama generate MODEL TOKENIZER [--recipe R | --mode M] [--prompt P]\n"
             "                  [--steps N] [--temperature T] [--seed S] [--calib TEXT]\n"
             "       llmq-llama record MODEL TOKENIZER TEXT -o CALIB.safetensors [--tokens N]\n"
@@ -34,16 +35,23 @@ static void usage(void)
 typedef struct options {
     const char *mode, *recipe, *prompt, *backend, *calib, *output;
     int64_t tokens;
-    int steps;
+    int steps, no_fp32;
     float temperature;
     unsigned long long seed;
 } options;
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0.0f, 1};
-    for (int i = first; i < argc; i += 2) { /* every option takes a value */
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0, 0.0f, 1};
+    int i = first;
+    while (i < argc) { /* every option but --no-fp32 takes a value */
+        if (strcmp(argv[i], "--no-fp32") == 0) {
+            o->no_fp32 = 1;
+            i++;
+            continue;
+        }
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        i += 2;
         if (v == NULL)
             return -1;
         if (strcmp(a, "--mode") == 0)
@@ -142,18 +150,21 @@ static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const o
     char *text = llama_read_file(text_path);
     if (text == NULL)
         return 1;
-    double ppl32, tps32, ppl, tps;
-    int rc = eval_mode(m, t, text, "fp32", NULL, o->tokens, &ppl32, &tps32);
+    double ppl32 = 0.0, tps32 = 0.0, ppl, tps;
+    int rc = o->no_fp32 ? 0 : eval_mode(m, t, text, "fp32", NULL, o->tokens, &ppl32, &tps32);
     const double bytes32 = llama_weight_bytes(m);
     if (rc == 0)
         rc = eval_mode(m, t, text, o->mode, o->recipe, o->tokens, &ppl, &tps);
-    if (rc == 0) {
+    if (rc == 0 && o->no_fp32)
+        printf("%s %s: perplexity %.4f, linear weights %.0f bytes, %.0f tokens/s, backend %s\n",
+               o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode, ppl,
+               llama_weight_bytes(m), tps, llmq_context_backend_name(m->ctx));
+    else if (rc == 0)
         printf("%s %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
                "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s\n",
                o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode, ppl, ppl32,
                100.0 * (ppl / ppl32 - 1.0), llama_weight_bytes(m), bytes32, tps, tps32,
                llmq_context_backend_name(m->ctx));
-    }
     free(text);
     return rc == 0 ? 0 : 1;
 }
