@@ -375,7 +375,7 @@ int main(int argc, char **argv)
                                             {128, 4096, 4096},  {512, 4096, 4096},
                                             {2048, 4096, 4096}, {4096, 4096, 4096},
                                             {4096, 11008, 4096}, {8192, 8192, 8192}};
-    bool do_gemm = true, do_gemv = true;
+    bool do_gemm = true, do_gemv = true, no_peers = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             g_reps = atoi(argv[++i]);
@@ -383,6 +383,8 @@ int main(int argc, char **argv)
             do_gemv = false;
         else if (strcmp(argv[i], "--gemv-only") == 0)
             do_gemm = false;
+        else if (strcmp(argv[i], "--no-peers") == 0)
+            no_peers = true;
         else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
             int m, n, k;
             if (sscanf(argv[++i], "%dx%dx%d", &m, &n, &k) != 3) {
@@ -402,7 +404,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: llmq-bench-cuda [--backend cuda] [--reps N] [--shape MxNxK ...] "
-                    "[--gemm-only | --gemv-only]\n");
+                    "[--gemm-only | --gemv-only] [--no-peers]\n");
             return 2;
         }
     }
@@ -416,7 +418,7 @@ int main(int argc, char **argv)
            prop.name, prop.major, prop.minor, prop.multiProcessorCount, prop.l2CacheSize / 1e6,
            llmq_version_string(), llmq_context_backend_name(amp), llmq_context_backend_name(tur),
            g_reps);
-    peers P = load_peers();
+    peers P = no_peers ? peers() : load_peers();
     int32_t *sink;
     CHECK_CUDA(cudaMalloc(&sink, 64));
 

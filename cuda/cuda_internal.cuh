@@ -71,6 +71,10 @@ llmq_status launch_matmul_generic(state *s, const llmq_matmul_job *job);
 
 __device__ __forceinline__ int64_t param_row_base(const llmq_param_map &m, int64_t r)
 {
+    if (m.row_mul == 0) /* per tensor, or per channel of the last axis */
+        return 0;
+    if (m.row_div == 1 && r < m.row_mod) /* per token, per channel of the rows, per group */
+        return r * m.row_mul;
     return ((r / m.row_div) % m.row_mod) * m.row_mul;
 }
 

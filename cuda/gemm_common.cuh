@@ -60,10 +60,18 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t &r0, uint32_
                  : "r"(addr));
 }
 
+/* The mma asm statements only touch registers: without `volatile` the compiler may schedule
+ * them freely (a tuning build can keep them volatile to compare). */
+#ifdef LLMQ_CUDA_MMA_VOLATILE
+#define LLMQ_MMA_ASM asm volatile
+#else
+#define LLMQ_MMA_ASM asm
+#endif
+
 /* D = A(8x16 s8, row) * B(16x8 s8, col) + C, s32: the Turing instruction. sm_75+. */
 __device__ __forceinline__ void mma_m8n8k16(int32_t *d, uint32_t a, uint32_t b)
 {
-    asm volatile("mma.sync.aligned.m8n8k16.row.col.s32.s8.s8.s32 {%0, %1}, {%2}, {%3}, "
+    LLMQ_MMA_ASM("mma.sync.aligned.m8n8k16.row.col.s32.s8.s8.s32 {%0, %1}, {%2}, {%3}, "
                  "{%0, %1};\n"
                  : "+r"(d[0]), "+r"(d[1])
                  : "r"(a), "r"(b));
@@ -73,7 +81,7 @@ __device__ __forceinline__ void mma_m8n8k16(int32_t *d, uint32_t a, uint32_t b)
 __device__ __forceinline__ void mma_m16n8k32(int32_t *d, const uint32_t *a, const uint32_t *b)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
+    LLMQ_MMA_ASM("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, "
                  "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
                  : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -202,6 +210,76 @@ __device__ __forceinline__ void store_out(const gemm_params &p, int m, int n, in
         store_float(row, p.c_dtype, n, y);
         return;
     }
+    }
+}
+
+/* Outputs (m, n) and (m, n + 1): one 8-byte (s32, f32) or 4-byte (f16, bf16) store when the
+ * pair is aligned, which it is for the usual packed outputs. */
+__device__ __forceinline__ void store_pair(const gemm_params &p, int m, int n, int32_t a0,
+                                           int32_t a1, const row_params &r, const col_params &c0,
+                                           const col_params &c1)
+{
+    char *row = static_cast<char *>(p.c) + (size_t)m * p.ldc;
+    const bool both = n + 1 < p.n;
+    if (both && p.out != OUT_Q8) {
+        const int32_t v0 = corrected(p, m, n, a0, r, c0), v1 = corrected(p, m, n + 1, a1, r, c1);
+        if (p.out == OUT_S32 && ((uintptr_t)(row + 4 * (size_t)n) & 7) == 0) {
+            *reinterpret_cast<int2 *>(row + 4 * (size_t)n) = make_int2(v0, v1);
+            return;
+        }
+        const float y0 = __fadd_rn(__fmul_rn(__fmul_rn((float)v0, r.sa), c0.sb), c0.bias);
+        const float y1 = __fadd_rn(__fmul_rn(__fmul_rn((float)v1, r.sa), c1.sb), c1.bias);
+        if (p.out == OUT_F32 && ((uintptr_t)(row + 4 * (size_t)n) & 7) == 0) {
+            *reinterpret_cast<float2 *>(row + 4 * (size_t)n) = make_float2(y0, y1);
+            return;
+        }
+        if ((p.out == OUT_F16 || p.out == OUT_BF16) &&
+            ((uintptr_t)(row + 2 * (size_t)n) & 3) == 0) {
+            const uint32_t h0 = p.out == OUT_F16 ? f32_to_f16(y0) : f32_to_bf16(y0);
+            const uint32_t h1 = p.out == OUT_F16 ? f32_to_f16(y1) : f32_to_bf16(y1);
+            *reinterpret_cast<uint32_t *>(row + 2 * (size_t)n) = h0 | h1 << 16;
+            return;
+        }
+    }
+    store_out(p, m, n, a0, r, c0);
+    if (both)
+        store_out(p, m, n + 1, a1, r, c1);
+}
+
+/* Finish `rows` staged rows of a warp tile: ws holds them (row stride ld int32), starting at
+ * output row m_first and column n_first; lane l owns columns 2l and 2l + 1 (wn <= 64). A
+ * loop, not unrolled, called once per pass: compact code (a fully unrolled epilogue of 128
+ * outputs per thread overflowed the instruction cache) and whole-line stores per row. */
+__device__ __noinline__ void finish_rows(const gemm_params &p, const int32_t *ws, int ld,
+                                         int rows, int wn, int m_first, int n_first)
+{
+    const int lane = threadIdx.x & 31;
+    const int c = 2 * lane;
+    if (c >= wn)
+        return;
+    const int n = n_first + c;
+    if (n >= p.n)
+        return;
+    col_params c0{}, c1{};
+    if (p.partial == nullptr) {
+        c0 = load_col(p, n);
+        if (n + 1 < p.n)
+            c1 = load_col(p, n + 1);
+    }
+#pragma unroll 1
+    for (int rr = 0; rr < rows; rr++) {
+        const int m = m_first + rr;
+        if (m >= p.m)
+            break;
+        const int2 v = *reinterpret_cast<const int2 *>(ws + rr * ld + c);
+        if (p.partial != nullptr) {
+            int32_t *dst = p.partial + (size_t)m * p.n + n;
+            atomicAdd(dst, v.x);
+            if (n + 1 < p.n)
+                atomicAdd(dst + 1, v.y);
+            continue;
+        }
+        store_pair(p, m, n, v.x, v.y, load_row(p, m), c0, c1);
     }
 }
 

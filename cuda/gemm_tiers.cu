@@ -9,6 +9,8 @@
  * and row strides that are not multiples of 16 bytes take a byte-wise loader. Small products
  * split K over blockIdx.z and add exact int32 partial sums atomically, then one epilogue
  * kernel finishes them. SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+
 #include "gemm_common.cuh"
 
 namespace llmq_cuda {
@@ -29,35 +31,48 @@ __device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int &tm, i
     tn = in / size;
 }
 
-/* The accumulators of one thread, stored: row m, columns n and n + 1. */
-__device__ __forceinline__ void emit(const gemm_params &p, int m, int n, const int32_t *v,
-                                     const row_params &r, const col_params *cp)
-{
-    if (m >= p.m)
-        return;
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-        if (n + e >= p.n)
-            break;
-        if (p.partial != nullptr)
-            atomicAdd(p.partial + (size_t)m * p.n + n + e, v[e]);
-        else
-            store_out(p, m, n + e, v[e], r, cp[e]);
+/* Epilogue staging: each warp owns EPI_ROWS x (WN + EPI_PAD) int32 of shared memory, reused
+ * after the main loop; the padding spreads the fragment writes over the banks. */
+constexpr int EPI_ROWS = 16, EPI_PAD = 8;
+
+/* Where a thread's 16-byte chunks of a BM x BK (or BN x BK) tile come from and go to. The
+ * chunks of thread t are rows t / CPR + i * (THREADS / CPR), column chunk t % CPR: the rows of
+ * one thread differ by a multiple of 8, so they share one swizzle. */
+template <int ROWS, int BK, int THREADS> struct tile_loader {
+    static constexpr int CPR = BK / 16, STEP = THREADS / CPR, CHUNKS = ROWS * CPR / THREADS;
+    static_assert(ROWS * CPR % THREADS == 0 && STEP % 8 == 0, "whole chunks, shared swizzle");
+    const int8_t *src;  /* row (r0) at k = 16 * chunk */
+    size_t step_bytes;  /* STEP rows of the source */
+    int soff;           /* shared-memory offset of the first chunk */
+    int rows_left;      /* valid rows from r0 on (rows past the matrix are zero-filled) */
+    int kc;             /* 16 * chunk */
+
+    __device__ __forceinline__ void init(const int8_t *base, size_t ld, int row0, int nrows,
+                                         int tid)
+    {
+        const int r0 = tid / CPR, c = tid % CPR;
+        kc = 16 * c;
+        src = base + (size_t)(row0 + r0) * ld + kc;
+        step_bytes = (size_t)STEP * ld;
+        soff = r0 * BK + swizzle<BK>(r0, c) * 16;
+        rows_left = nrows - row0 - r0;
     }
-}
+};
 
 /* ---------------- TURING: m8n8k16, register-staged double buffer ---------------- */
 
-template <int BM, int BN, int BK, int WM, int WN, bool ALIGNED>
-__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
-    gemm_turing_kernel(const gemm_params p)
+template <int BM, int BN, int BK, int WM, int WN, int MINB, bool ALIGNED>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
+    gemm_turing_kernel(const __grid_constant__ gemm_params p)
 {
     constexpr int WARPS_N = BN / WN;
     constexpr int THREADS = (BM / WM) * WARPS_N * 32;
-    constexpr int MI = WM / 8, NI = WN / 8, KS = BK / 16, CPR = BK / 16;
-    constexpr int A_CHUNKS = BM * CPR / THREADS, B_CHUNKS = BN * CPR / THREADS;
+    constexpr int MI = WM / 8, NI = WN / 8, KS = BK / 16;
+    using LA = tile_loader<BM, BK, THREADS>;
+    using LB = tile_loader<BN, BK, THREADS>;
     static_assert(MI % 4 == 0 && NI % 4 == 0, "warp tiles of multiples of 32");
-    static_assert(BM * CPR % THREADS == 0 && BN * CPR % THREADS == 0, "whole chunks per thread");
+    static_assert((BM / WM) * WARPS_N * EPI_ROWS * (WN + EPI_PAD) * 4 <= 2 * (BM + BN) * BK,
+                  "epilogue staging fits in the pipeline's shared memory");
     __shared__ __align__(128) int8_t smem[2][(BM + BN) * BK];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -68,47 +83,44 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
     const int kb = blockIdx.z * p.k_split;
     const int ke = min(p.k, kb + p.k_split);
     const int kt_count = (ke - kb + BK - 1) / BK;
+    LA la;
+    LB lb;
+    la.init(p.a, p.lda, m0, p.m, tid);
+    lb.init(p.b, p.ldb, n0, p.n, tid);
 
-    uint4 ra[A_CHUNKS], rb[B_CHUNKS];
+    uint4 ra[LA::CHUNKS], rb[LB::CHUNKS];
     auto gload = [&](int kt) {
         const int k0 = kb + kt * BK;
+        const bool kok = k0 + la.kc < ke;
 #pragma unroll
-        for (int i = 0; i < A_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            const int gm = m0 + r, gk = k0 + c * 16;
-            const int8_t *row = p.a + (size_t)gm * p.lda;
-            if (gm >= p.m || gk >= ke)
+        for (int i = 0; i < LA::CHUNKS; i++) {
+            const int8_t *src = la.src + i * la.step_bytes + k0;
+            if (!kok || i * LA::STEP >= la.rows_left)
                 ra[i] = make_uint4(0, 0, 0, 0);
             else if (ALIGNED)
-                ra[i] = *reinterpret_cast<const uint4 *>(row + gk);
+                ra[i] = *reinterpret_cast<const uint4 *>(src);
             else
-                ra[i] = load16_any(row, gk, ke);
+                ra[i] = load16_any(src - (k0 + la.kc), k0 + la.kc, ke);
         }
 #pragma unroll
-        for (int i = 0; i < B_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            const int gn = n0 + r, gk = k0 + c * 16;
-            const int8_t *row = p.b + (size_t)gn * p.ldb;
-            if (gn >= p.n || gk >= ke)
+        for (int i = 0; i < LB::CHUNKS; i++) {
+            const int8_t *src = lb.src + i * lb.step_bytes + k0;
+            if (!kok || i * LB::STEP >= lb.rows_left)
                 rb[i] = make_uint4(0, 0, 0, 0);
             else if (ALIGNED)
-                rb[i] = *reinterpret_cast<const uint4 *>(row + gk);
+                rb[i] = *reinterpret_cast<const uint4 *>(src);
             else
-                rb[i] = load16_any(row, gk, ke);
+                rb[i] = load16_any(src - (k0 + lb.kc), k0 + lb.kc, ke);
         }
     };
     auto sstore = [&](int stage) {
 #pragma unroll
-        for (int i = 0; i < A_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            *reinterpret_cast<uint4 *>(&smem[stage][r * BK + swizzle<BK>(r, c) * 16]) = ra[i];
-        }
+        for (int i = 0; i < LA::CHUNKS; i++)
+            *reinterpret_cast<uint4 *>(&smem[stage][la.soff + i * LA::STEP * BK]) = ra[i];
 #pragma unroll
-        for (int i = 0; i < B_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            *reinterpret_cast<uint4 *>(&smem[stage][(BM + r) * BK + swizzle<BK>(r, c) * 16]) =
+        for (int i = 0; i < LB::CHUNKS; i++)
+            *reinterpret_cast<uint4 *>(&smem[stage][BM * BK + lb.soff + i * LB::STEP * BK]) =
                 rb[i];
-        }
     };
 
     int32_t acc[MI][NI][2];
@@ -156,26 +168,22 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
         __syncthreads();
     }
 
-    /* accumulator (mi, ni): row gid of the m8 block, columns 2 * tig, 2 * tig + 1 */
+    /* accumulator (mi, ni): row gid of the m8 block, columns 2 tig, 2 tig + 1; staged 16 rows
+     * (two m8 blocks) at a time */
     const int gid = lane >> 2, tig = lane & 3;
-    col_params cols[NI][2];
+    constexpr int LD = WN + EPI_PAD;
+    int32_t *ws = reinterpret_cast<int32_t *>(&smem[0][0]) + warp * EPI_ROWS * LD;
 #pragma unroll
-    for (int ni = 0; ni < NI; ni++)
+    for (int pass = 0; pass < WM / EPI_ROWS; pass++) {
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int n = n0 + wn * WN + ni * 8 + tig * 2 + e;
-            if (p.partial == nullptr && n < p.n)
-                cols[ni][e] = load_col(p, n);
-        }
+        for (int h = 0; h < 2; h++)
 #pragma unroll
-    for (int mi = 0; mi < MI; mi++) {
-        const int m = m0 + wm * WM + mi * 8 + gid;
-        row_params r{};
-        if (p.partial == nullptr && m < p.m)
-            r = load_row(p, m);
-#pragma unroll
-        for (int ni = 0; ni < NI; ni++)
-            emit(p, m, n0 + wn * WN + ni * 8 + tig * 2, acc[mi][ni], r, cols[ni]);
+            for (int ni = 0; ni < NI; ni++)
+                *reinterpret_cast<int2 *>(ws + (h * 8 + gid) * LD + ni * 8 + tig * 2) =
+                    make_int2(acc[2 * pass + h][ni][0], acc[2 * pass + h][ni][1]);
+        __syncwarp();
+        finish_rows(p, ws, LD, EPI_ROWS, WN, m0 + wm * WM + pass * EPI_ROWS, n0 + wn * WN);
+        __syncwarp();
     }
 }
 
@@ -183,16 +191,18 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
 
 template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED>
 __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
-    gemm_ampere_kernel(const gemm_params p)
+    gemm_ampere_kernel(const __grid_constant__ gemm_params p)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     constexpr int WARPS_N = BN / WN;
     constexpr int THREADS = (BM / WM) * WARPS_N * 32;
-    constexpr int MI = WM / 16, NI = WN / 8, KS = BK / 32, CPR = BK / 16;
-    constexpr int A_CHUNKS = BM * CPR / THREADS, B_CHUNKS = BN * CPR / THREADS;
+    constexpr int MI = WM / 16, NI = WN / 8, KS = BK / 32;
     constexpr int STAGE_BYTES = (BM + BN) * BK;
+    using LA = tile_loader<BM, BK, THREADS>;
+    using LB = tile_loader<BN, BK, THREADS>;
     static_assert(NI % 2 == 0, "B fragments are loaded in pairs");
-    static_assert(BM * CPR % THREADS == 0 && BN * CPR % THREADS == 0, "whole chunks per thread");
+    static_assert((BM / WM) * WARPS_N * EPI_ROWS * (WN + EPI_PAD) * 4 <= STAGES * STAGE_BYTES,
+                  "epilogue staging fits in the pipeline's shared memory");
     extern __shared__ __align__(128) int8_t smem[];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -203,34 +213,42 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
     const int kb = blockIdx.z * p.k_split;
     const int ke = min(p.k, kb + p.k_split);
     const int kt_count = (ke - kb + BK - 1) / BK;
+    LA la;
+    LB lb;
+    la.init(p.a, p.lda, m0, p.m, tid);
+    lb.init(p.b, p.ldb, n0, p.n, tid);
+    const uint32_t sbase = smem_addr(smem);
 
     auto load_stage = [&](int stage, int kt) {
-        int8_t *sa = smem + stage * STAGE_BYTES, *sb = sa + BM * BK;
         const int k0 = kb + kt * BK;
+        const bool kok = k0 + la.kc < ke;
+        const uint32_t sa = sbase + stage * STAGE_BYTES, sb = sa + BM * BK;
 #pragma unroll
-        for (int i = 0; i < A_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            const int gm = m0 + r, gk = k0 + c * 16;
-            int8_t *dst = sa + r * BK + swizzle<BK>(r, c) * 16;
-            const bool ok = gm < p.m && gk < ke;
+        for (int i = 0; i < LA::CHUNKS; i++) {
+            const bool ok = kok && i * LA::STEP < la.rows_left;
+            const int8_t *src = la.src + i * la.step_bytes + k0;
+            const uint32_t dst = sa + la.soff + i * LA::STEP * BK;
             if (ALIGNED) {
-                cp_async16(smem_addr(dst), ok ? p.a + (size_t)gm * p.lda + gk : p.a, ok ? 16 : 0);
+                cp_async16(dst, ok ? src : p.a, ok ? 16 : 0);
             } else {
-                *reinterpret_cast<uint4 *>(dst) =
-                    ok ? load16_any(p.a + (size_t)gm * p.lda, gk, ke) : make_uint4(0, 0, 0, 0);
+                const uint4 v = ok ? load16_any(src - (k0 + la.kc), k0 + la.kc, ke)
+                                   : make_uint4(0, 0, 0, 0);
+                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
+                             "r"(v.y), "r"(v.z), "r"(v.w));
             }
         }
 #pragma unroll
-        for (int i = 0; i < B_CHUNKS; i++) {
-            const int idx = tid + i * THREADS, r = idx / CPR, c = idx % CPR;
-            const int gn = n0 + r, gk = k0 + c * 16;
-            int8_t *dst = sb + r * BK + swizzle<BK>(r, c) * 16;
-            const bool ok = gn < p.n && gk < ke;
+        for (int i = 0; i < LB::CHUNKS; i++) {
+            const bool ok = kok && i * LB::STEP < lb.rows_left;
+            const int8_t *src = lb.src + i * lb.step_bytes + k0;
+            const uint32_t dst = sb + lb.soff + i * LB::STEP * BK;
             if (ALIGNED) {
-                cp_async16(smem_addr(dst), ok ? p.b + (size_t)gn * p.ldb + gk : p.b, ok ? 16 : 0);
+                cp_async16(dst, ok ? src : p.b, ok ? 16 : 0);
             } else {
-                *reinterpret_cast<uint4 *>(dst) =
-                    ok ? load16_any(p.b + (size_t)gn * p.ldb, gk, ke) : make_uint4(0, 0, 0, 0);
+                const uint4 v = ok ? load16_any(src - (k0 + lb.kc), k0 + lb.kc, ke)
+                                   : make_uint4(0, 0, 0, 0);
+                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
+                             "r"(v.y), "r"(v.z), "r"(v.w));
             }
         }
     };
@@ -243,6 +261,12 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 acc[mi][ni][e] = 0;
+
+    /* ldmatrix row addresses that do not depend on the stage: A matrices are rows 0-7 / 8-15
+     * at k 0-15, then the same rows at k 16-31; B matrices are n 0-7 at k 0-15 / 16-31, then
+     * n 8-15 at k 0-15 / 16-31 */
+    const int a_row = wm * WM + (lane & 15), a_half = lane >> 4;
+    const int b_row = wn * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
@@ -257,23 +281,20 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
         if (next < kt_count)
             load_stage(next % STAGES, next);
         cp_async_commit();
-        const int8_t *sa = smem + (kt % STAGES) * STAGE_BYTES, *sb = sa + BM * BK;
+        const uint32_t sa = sbase + (kt % STAGES) * STAGE_BYTES, sb = sa + BM * BK;
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
             for (int mi = 0; mi < MI; mi++) {
-                /* matrices: rows 0-7 / 8-15 at k 0-15, then the same rows at k 16-31 */
-                const int row = wm * WM + mi * 16 + (lane & 15), chunk = ks * 2 + (lane >> 4);
-                ldmatrix_x4(smem_addr(sa + row * BK + swizzle<BK>(row, chunk) * 16), af[mi][0],
+                const int row = a_row + mi * 16;
+                ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
                             af[mi][1], af[mi][2], af[mi][3]);
             }
 #pragma unroll
             for (int nj = 0; nj < NI / 2; nj++) {
-                /* matrices: n 0-7 at k 0-15 / 16-31, then n 8-15 at k 0-15 / 16-31 */
-                const int row = wn * WN + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
-                const int chunk = ks * 2 + ((lane >> 3) & 1);
-                ldmatrix_x4(smem_addr(sb + row * BK + swizzle<BK>(row, chunk) * 16),
+                const int row = b_row + nj * 16;
+                ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16,
                             bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
             }
 #pragma unroll
@@ -289,30 +310,26 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
         }
     }
     cp_async_wait<0>();
+    __syncthreads(); /* the pipeline's shared memory becomes the epilogue's */
 
-    /* accumulator (mi, ni): rows gid and gid + 8 of the m16 block, columns 2 tig, 2 tig + 1 */
+    /* accumulator (mi, ni): rows gid and gid + 8 of the m16 block, columns 2 tig, 2 tig + 1;
+     * staged one m16 block (EPI_ROWS rows) at a time */
     const int gid = lane >> 2, tig = lane & 3;
-    col_params cols[NI][2];
+    constexpr int LD = WN + EPI_PAD;
+    int32_t *ws = reinterpret_cast<int32_t *>(smem) + warp * EPI_ROWS * LD;
 #pragma unroll
-    for (int ni = 0; ni < NI; ni++)
+    for (int mi = 0; mi < MI; mi++) {
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const int n = n0 + wn * WN + ni * 8 + tig * 2 + e;
-            if (p.partial == nullptr && n < p.n)
-                cols[ni][e] = load_col(p, n);
+        for (int ni = 0; ni < NI; ni++) {
+            *reinterpret_cast<int2 *>(ws + gid * LD + ni * 8 + tig * 2) =
+                make_int2(acc[mi][ni][0], acc[mi][ni][1]);
+            *reinterpret_cast<int2 *>(ws + (gid + 8) * LD + ni * 8 + tig * 2) =
+                make_int2(acc[mi][ni][2], acc[mi][ni][3]);
         }
-#pragma unroll
-    for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int m = m0 + wm * WM + mi * 16 + gid + h * 8;
-            row_params r{};
-            if (p.partial == nullptr && m < p.m)
-                r = load_row(p, m);
-#pragma unroll
-            for (int ni = 0; ni < NI; ni++)
-                emit(p, m, n0 + wn * WN + ni * 8 + tig * 2, &acc[mi][ni][2 * h], r, cols[ni]);
-        }
+        __syncwarp();
+        finish_rows(p, ws, LD, EPI_ROWS, WN, m0 + wm * WM + mi * 16, n0 + wn * WN);
+        __syncwarp();
+    }
 #else
     (void)p;
     __trap();
@@ -362,15 +379,15 @@ int grid_tiles(const gemm_params &p, int bm, int bn)
     return ((p.m + bm - 1) / bm) * ((p.n + bn - 1) / bn);
 }
 
-template <int BM, int BN, int BK, int WM, int WN>
+template <int BM, int BN, int BK, int WM, int WN, int MINB = 1>
 llmq_status run_turing(state *s, const gemm_params &p, bool aligned, int splits)
 {
     constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
     const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
     if (aligned)
-        gemm_turing_kernel<BM, BN, BK, WM, WN, true><<<grid, THREADS, 0, s->stream>>>(p);
+        gemm_turing_kernel<BM, BN, BK, WM, WN, MINB, true><<<grid, THREADS, 0, s->stream>>>(p);
     else
-        gemm_turing_kernel<BM, BN, BK, WM, WN, false><<<grid, THREADS, 0, s->stream>>>(p);
+        gemm_turing_kernel<BM, BN, BK, WM, WN, MINB, false><<<grid, THREADS, 0, s->stream>>>(p);
     return check_launch(s, "gemm_turing_kernel");
 }
 
@@ -414,15 +431,46 @@ int choose_splits(const state *s, const gemm_params &p, const config &c)
 
 } /* namespace */
 
+#ifdef LLMQ_CUDA_TUNING
+/* Tuning builds only: $LLMQ_CUDA_TUNE picks another tile configuration (docs/cuda.md). */
+static int tune_choice()
+{
+    const char *v = getenv("LLMQ_CUDA_TUNE");
+    return v != nullptr ? atoi(v) : 0;
+}
+#endif
+
 llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int splits)
 {
-    if (p.m >= 128 && p.n >= 128)
-        return run_turing<128, 128, 64, 64, 32>(s, p, aligned, splits);
+#ifdef LLMQ_CUDA_TUNING
+    switch (tune_choice()) {
+    case 11: return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
+    case 13: return run_turing<128, 256, 64, 64, 64, 1>(s, p, aligned, splits);
+    case 14: return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
+    default: break;
+    }
+#endif
+    if (p.m >= 128 && p.n >= 128) /* 2 blocks per SM: at most 128 registers */
+        return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
     return run_turing<32, 128, 64, 32, 32>(s, p, aligned, splits);
 }
 
 llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int splits)
 {
+#ifdef LLMQ_CUDA_TUNING
+    switch (tune_choice()) {
+    case 1: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 2: return run_ampere<256, 128, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 3: return run_ampere<128, 256, 128, 64, 64, 3>(s, p, aligned, splits);
+    case 4: return run_ampere<128, 128, 128, 64, 64, 4>(s, p, aligned, splits);
+    case 5: return run_ampere<128, 128, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 6: return run_ampere<128, 256, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 7: return run_ampere<128, 128, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 8: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
+    case 9: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    default: break;
+    }
+#endif
     if (p.m >= 128 && p.n >= 256)
         return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
     return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);

@@ -101,8 +101,10 @@ __device__ __forceinline__ void load8(const void *row, llmq_dtype dt, int64_t c0
             return;
         }
     }
-    for (int i = 0; i < n; i++)
-        x[i] = load_float(row, dt, c0 + i);
+#pragma unroll
+    for (int i = 0; i < UNIT; i++)
+        if (i < n)
+            x[i] = load_float(row, dt, c0 + i);
 }
 
 /* Store n codes (low bits significant) from column c0 of a row of `bits`-wide codes. */
@@ -117,8 +119,10 @@ __device__ __forceinline__ void store_codes(void *row, int bits, int64_t c0, int
             v.y = codes[4] | codes[5] << 8 | codes[6] << 16 | (uint32_t)codes[7] << 24;
             *reinterpret_cast<uint2 *>(d + c0) = v;
         } else {
-            for (int i = 0; i < n; i++)
-                d[c0 + i] = codes[i];
+#pragma unroll
+            for (int i = 0; i < UNIT; i++)
+                if (i < n)
+                    d[c0 + i] = codes[i];
         }
         return;
     }
@@ -126,9 +130,15 @@ __device__ __forceinline__ void store_codes(void *row, int bits, int64_t c0, int
     const uint32_t mask = (1u << bits) - 1;
     uint8_t *b = d + c0 / per;
     const int bytes = (n + per - 1) / per;
-    for (int k = 0; k < bytes; k++) {
+#pragma unroll
+    for (int k = 0; k < UNIT / 2; k++) {
+        if (k >= bytes || k * per >= UNIT)
+            break;
         uint32_t v = 0, keep = 0;
-        for (int e = 0; e < per; e++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            if (e >= per)
+                break;
             const int i = k * per + e;
             if (i < n)
                 v |= (codes[i] & mask) << (e * bits);
@@ -143,8 +153,9 @@ __device__ __forceinline__ void store_codes(void *row, int bits, int64_t c0, int
 __device__ __forceinline__ void load_codes(const void *row, llmq_dtype dt, int64_t c0, int n,
                                            int32_t *q)
 {
-    for (int i = 0; i < n; i++)
-        q[i] = load_code(row, dt, c0 + i);
+#pragma unroll
+    for (int i = 0; i < UNIT; i++)
+        q[i] = i < n ? load_code(row, dt, c0 + i) : 0;
 }
 
 __global__ void quantize_kernel(llmq_quant_job j, unsigned long long *nan_slot)
@@ -198,7 +209,10 @@ __global__ void dequantize_kernel(llmq_quant_job j)
         int64_t gi = c0 / g, next = (gi + 1) * g, p = param_row_base(j.map, r) + gi;
         float s = j.scale[p];
         int32_t z = j.zero_point[p];
-        for (int i = 0; i < n; i++) {
+#pragma unroll
+        for (int i = 0; i < UNIT; i++) {
+            if (i >= n)
+                break;
             if (c0 + i == next) {
                 next += g;
                 ++p;
@@ -266,7 +280,10 @@ __global__ void range_kernel(llmq_quant_job j, float *lo, float *hi, unsigned lo
             load8(srow, j.src_dtype, c0, n, x);
             int64_t gi = c0 / g, next = (gi + 1) * g;
             p = param_row_base(j.map, r) + gi;
-            for (int i = 0; i < n; i++) {
+#pragma unroll
+            for (int i = 0; i < UNIT; i++) {
+                if (i >= n)
+                    break;
                 if (c0 + i == next) {
                     flush_range(lo, hi, p, mn, mx);
                     next += g;
@@ -341,28 +358,33 @@ __global__ void qparams_kernel(const float *lo, const float *hi, int64_t n, llmq
 }
 
 /* One block per row whose elements share one parameter pair (per token, per channel on the
- * rows): range, parameters and codes in one launch. The second pass re-reads the row from
- * L1 / L2. */
-__global__ void __launch_bounds__(THREADS) dynamic_rows_kernel(llmq_quant_job j,
-                                                               llmq_symmetry sym, float *scale,
-                                                               int32_t *zp,
-                                                               unsigned long long *nan_slot)
+ * rows): range, parameters and codes in one launch. Rows of up to ROW_THREADS * UPT units stay
+ * in registers between the two passes (CACHED); longer rows are read twice (L1 / L2). Every
+ * thread derives the parameters from the block's range itself: one barrier per row. */
+constexpr int ROW_THREADS = 128, UPT = 4;
+
+template <bool CACHED>
+__global__ void __launch_bounds__(ROW_THREADS) dynamic_rows_kernel(llmq_quant_job j,
+                                                                   llmq_symmetry sym,
+                                                                   float *scale, int32_t *zp,
+                                                                   unsigned long long *nan_slot)
 {
-    __shared__ float red_mn[THREADS / 32], red_mx[THREADS / 32];
-    __shared__ qparam shared_q;
+    __shared__ float red[2][2][ROW_THREADS / 32]; /* double-buffered across rows */
     const int64_t per_row = (j.cols + UNIT - 1) / UNIT;
     const int bits = dtype_bits(j.dst_dtype);
     const bool uns = is_unsigned_dtype(j.dst_dtype);
-    for (int64_t r = blockIdx.x; r < j.rows; r += gridDim.x) {
+    const int warp = threadIdx.x >> 5;
+    int parity = 0;
+    for (int64_t r = blockIdx.x; r < j.rows; r += gridDim.x, parity ^= 1) {
         const char *srow = static_cast<const char *>(j.src) + (size_t)r * j.src_stride;
         char *drow = static_cast<char *>(j.dst) + (size_t)r * j.dst_stride;
         float mn = 0.0f, mx = 0.0f; /* ranges start at 0, as on the CPU */
-        for (int64_t u = threadIdx.x; u < per_row; u += THREADS) {
-            const int64_t c0 = u * UNIT;
-            const int n = (int)min((int64_t)UNIT, j.cols - c0);
-            float x[UNIT];
-            load8(srow, j.src_dtype, c0, n, x);
-            for (int i = 0; i < n; i++) {
+        float xs[CACHED ? UPT : 1][UNIT];
+        auto fold = [&](const float *x, int n, int64_t c0) {
+#pragma unroll
+            for (int i = 0; i < UNIT; i++) {
+                if (i >= n)
+                    break;
                 const float v = x[i];
                 if (v != v)
                     report_nan(nan_slot, r * j.cols + c0 + i);
@@ -370,6 +392,26 @@ __global__ void __launch_bounds__(THREADS) dynamic_rows_kernel(llmq_quant_job j,
                     mn = v < mn ? v : mn;
                     mx = v > mx ? v : mx;
                 }
+            }
+        };
+        if (CACHED) {
+#pragma unroll
+            for (int t = 0; t < UPT; t++) {
+                const int64_t u = threadIdx.x + (int64_t)t * ROW_THREADS;
+                if (u < per_row) {
+                    const int64_t c0 = u * UNIT;
+                    const int n = (int)min((int64_t)UNIT, j.cols - c0);
+                    load8(srow, j.src_dtype, c0, n, xs[t]);
+                    fold(xs[t], n, c0);
+                }
+            }
+        } else {
+            for (int64_t u = threadIdx.x; u < per_row; u += ROW_THREADS) {
+                const int64_t c0 = u * UNIT;
+                const int n = (int)min((int64_t)UNIT, j.cols - c0);
+                float x[UNIT];
+                load8(srow, j.src_dtype, c0, n, x);
+                fold(x, n, c0);
             }
         }
         for (int off = 16; off > 0; off >>= 1) {
@@ -379,42 +421,57 @@ __global__ void __launch_bounds__(THREADS) dynamic_rows_kernel(llmq_quant_job j,
             mx = b > mx ? b : mx;
         }
         if ((threadIdx.x & 31) == 0) {
-            red_mn[threadIdx.x >> 5] = mn;
-            red_mx[threadIdx.x >> 5] = mx;
+            red[parity][0][warp] = mn;
+            red[parity][1][warp] = mx;
         }
         __syncthreads();
+        mn = red[parity][0][0];
+        mx = red[parity][1][0];
+        for (int w = 1; w < ROW_THREADS / 32; w++) {
+            mn = red[parity][0][w] < mn ? red[parity][0][w] : mn;
+            mx = red[parity][1][w] > mx ? red[parity][1][w] : mx;
+        }
+        float s;
+        int32_t z;
+        qparams_from_range(mn, mx, sym, j.qmin, j.qmax, uns, &s, &z);
+        const int64_t p = param_row_base(j.map, r);
         if (threadIdx.x == 0) {
-            for (int w = 1; w < THREADS / 32; w++) {
-                mn = red_mn[w] < mn ? red_mn[w] : mn;
-                mx = red_mx[w] > mx ? red_mx[w] : mx;
-            }
-            const int64_t p = param_row_base(j.map, r);
-            float s;
-            int32_t z;
-            qparams_from_range(mn, mx, sym, j.qmin, j.qmax, uns, &s, &z);
             scale[p] = s;
             zp[p] = z;
-            qparam q;
-            q.scale = s;
-            q.zp = z;
-            q.inv = __frcp_rn(s);
-            q.lo = (float)(j.qmin - z);
-            q.hi = (float)(j.qmax - z);
-            shared_q = q;
         }
-        __syncthreads();
-        const qparam q = shared_q;
-        for (int64_t u = threadIdx.x; u < per_row; u += THREADS) {
-            const int64_t c0 = u * UNIT;
-            const int n = (int)min((int64_t)UNIT, j.cols - c0);
-            float x[UNIT];
-            load8(srow, j.src_dtype, c0, n, x);
+        qparam q;
+        q.scale = s;
+        q.zp = z;
+        q.inv = __frcp_rn(s);
+        q.lo = (float)(j.qmin - z);
+        q.hi = (float)(j.qmax - z);
+        auto emit = [&](const float *x, int n, int64_t c0) {
             uint8_t codes[UNIT];
-            for (int i = 0; i < n; i++)
-                codes[i] = quant1(x[i], q, j, (uint64_t)(r * j.cols + c0 + i));
+#pragma unroll
+            for (int i = 0; i < UNIT; i++)
+                codes[i] = i < n ? quant1(x[i], q, j, (uint64_t)(r * j.cols + c0 + i)) : 0;
             store_codes(drow, bits, c0, n, codes);
+        };
+        if (CACHED) {
+#pragma unroll
+            for (int t = 0; t < UPT; t++) {
+                const int64_t u = threadIdx.x + (int64_t)t * ROW_THREADS;
+                if (u < per_row) {
+                    const int64_t c0 = u * UNIT;
+                    emit(xs[t], (int)min((int64_t)UNIT, j.cols - c0), c0);
+                }
+            }
+        } else {
+            for (int64_t u = threadIdx.x; u < per_row; u += ROW_THREADS) {
+                const int64_t c0 = u * UNIT;
+                const int n = (int)min((int64_t)UNIT, j.cols - c0);
+                float x[UNIT];
+                load8(srow, j.src_dtype, c0, n, x);
+                emit(x, n, c0);
+            }
         }
-        __syncthreads(); /* shared_q and the reduction buffers are reused by the next row */
+        /* red[parity] is read above; the next row writes red[parity ^ 1], and the row after
+         * that passes the next row's barrier first */
     }
 }
 
@@ -458,9 +515,12 @@ llmq_status launch_quantize_dynamic(state *s, const llmq_quant_job *job, llmq_sy
                              job->dst_dtype == LLMQ_DTYPE_U2;
     if (m.row_div == 1 && m.row_mul == 1 && m.row_mod == job->rows && m.col_group >= job->cols) {
         const int64_t blocks = job->rows < (int64_t)1 << 30 ? job->rows : (int64_t)1 << 30;
-        dynamic_rows_kernel<<<(unsigned)blocks, THREADS, 0, s->stream>>>(*job, sym, scale,
-                                                                          zero_point,
-                                                                          s->nan_index);
+        if ((job->cols + UNIT - 1) / UNIT <= (int64_t)ROW_THREADS * UPT)
+            dynamic_rows_kernel<true><<<(unsigned)blocks, ROW_THREADS, 0, s->stream>>>(
+                *job, sym, scale, zero_point, s->nan_index);
+        else
+            dynamic_rows_kernel<false><<<(unsigned)blocks, ROW_THREADS, 0, s->stream>>>(
+                *job, sym, scale, zero_point, s->nan_index);
         return check_launch(s, "dynamic_rows_kernel");
     }
     void *ws;
