@@ -434,8 +434,8 @@ int main(int argc, char **argv)
            ceil32, ceil16);
 
     if (do_gemm) {
-        printf("\n| M | N | K | AMPERE s32 TOPS (of ceiling) | TURING s32 TOPS (of ceiling) | cuBLASLt s8->s32 TOPS | AMPERE / cuBLASLt | AMPERE s8-out TOPS | cuBLASLt s8->s8 TOPS | f16-out (dequant+bias) TOPS | fused W8A8 f16->f16 ms | cuBLAS FP16 ms (TFLOPS) | fused / FP16 |\n");
-        printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        printf("\n| M | N | K | AMPERE s32 TOPS (of ceiling) | TURING s32 TOPS (of ceiling) | cuBLASLt s8->s32 TOPS | AMPERE / cuBLASLt | AMPERE s8-out TOPS | cuBLASLt s8->s8 TOPS | f16-out (dequant+bias) TOPS | per-token quantize f16->s8 us | fused W8A8 f16->f16 ms | cuBLAS FP16 ms (TFLOPS) | fused / FP16 |\n");
+        printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (const auto &sh : shapes) {
             const int M = sh[0], N = sh[1], K = sh[2];
             int8_t *A, *B;
@@ -455,7 +455,7 @@ int main(int argc, char **argv)
             fill_f16<<<1024, 256, 0, g_stream>>>(Xh, (size_t)M * K, 3);
             fill_f16<<<1024, 256, 0, g_stream>>>(Wh, (size_t)N * K, 4);
             CHECK_CUDA(cudaStreamSynchronize(g_stream));
-            double t_amp, t_tur, t_amp8, t_f16, t_fused;
+            double t_amp, t_tur, t_amp8, t_f16, t_fused, t_quant = 0;
             {
                 llmq_context *ctxs[2] = {amp, tur};
                 double *outs[2] = {&t_amp, &t_tur};
@@ -479,6 +479,7 @@ int main(int argc, char **argv)
                         /* fused W8A8 linear: f16 x -> per-token s8 (scales computed) -> GEMM ->
                            dequant + bias -> f16 y: two kernels */
                         llmq_tensor *x = qwrap(ctx, LLMQ_DTYPE_F16, M, K, Xh, nullptr, 0, 0);
+                        t_quant = time_ms([&] { CHECK_LLMQ(ctx, llmq_quantize_dynamic(ctx, x, ta)); });
                         t_fused = time_ms([&] {
                             CHECK_LLMQ(ctx, llmq_quantize_dynamic(ctx, x, ta));
                             CHECK_LLMQ(ctx, llmq_matmul(ctx, ta, tb, tbias, ch));
@@ -517,8 +518,8 @@ int main(int argc, char **argv)
             else
                 snprintf(s8, sizeof s8, "-");
             fmt(s9, sizeof s9, t_h > 0 ? t_fused / t_h : -1, "%.2f");
-            printf("| %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %.3f | %s | %s |\n", M, N, K,
-                   s1, s2, s3, s4, s5, s6, s7, t_fused, s8, s9);
+            printf("| %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %.3f | %s | %s |\n", M, N,
+                   K, s1, s2, s3, s4, s5, s6, s7, t_quant * 1e3, t_fused, s8, s9);
             fflush(stdout);
             cudaFree(A);
             cudaFree(B);

@@ -246,31 +246,41 @@ __device__ __forceinline__ void store_pair(const gemm_params &p, int m, int n, i
         store_out(p, m, n + 1, a1, r, c1);
 }
 
-/* Finish `rows` staged rows of a warp tile: ws holds them (row stride ld int32), starting at
- * output row m_first and column n_first; lane l owns columns 2l and 2l + 1 (wn <= 64). A
- * loop, not unrolled, called once per pass: compact code (a fully unrolled epilogue of 128
- * outputs per thread overflowed the instruction cache) and whole-line stores per row. */
+/* Finish `rows` (<= 32) staged rows of a warp tile: ws holds them (row stride ld int32),
+ * starting at output row m_first and column n_first; lane l owns columns 2l and 2l + 1
+ * (wn <= 64). A loop, not unrolled, called once per pass: compact code (a fully unrolled
+ * epilogue of 128 outputs per thread overflowed the instruction cache) and whole-line stores
+ * per row. The rows' parameters are loaded by one lane each, all at once, and shuffled to the
+ * warp, so the loop never waits on global memory. */
 __device__ __noinline__ void finish_rows(const gemm_params &p, const int32_t *ws, int ld,
                                          int rows, int wn, int m_first, int n_first)
 {
     const int lane = threadIdx.x & 31;
     const int c = 2 * lane;
-    if (c >= wn)
-        return;
     const int n = n_first + c;
-    if (n >= p.n)
-        return;
+    const bool active = c < wn && n < p.n;
     col_params c0{}, c1{};
+    row_params mine{};
     if (p.partial == nullptr) {
-        c0 = load_col(p, n);
-        if (n + 1 < p.n)
-            c1 = load_col(p, n + 1);
+        if (active) {
+            c0 = load_col(p, n);
+            if (n + 1 < p.n)
+                c1 = load_col(p, n + 1);
+        }
+        if (lane < rows && m_first + lane < p.m)
+            mine = load_row(p, m_first + lane);
     }
 #pragma unroll 1
     for (int rr = 0; rr < rows; rr++) {
         const int m = m_first + rr;
         if (m >= p.m)
             break;
+        row_params r;
+        r.sa = __shfl_sync(0xffffffffu, mine.sa, rr);
+        r.za = __shfl_sync(0xffffffffu, mine.za, rr);
+        r.cbase = __shfl_sync(0xffffffffu, mine.cbase, rr);
+        if (!active)
+            continue;
         const int2 v = *reinterpret_cast<const int2 *>(ws + rr * ld + c);
         if (p.partial != nullptr) {
             int32_t *dst = p.partial + (size_t)m * p.n + n;
@@ -279,7 +289,7 @@ __device__ __noinline__ void finish_rows(const gemm_params &p, const int32_t *ws
                 atomicAdd(dst + 1, v.y);
             continue;
         }
-        store_pair(p, m, n, v.x, v.y, load_row(p, m), c0, c1);
+        store_pair(p, m, n, v.x, v.y, r, c0, c1);
     }
 }
 

@@ -267,6 +267,14 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
      * n 8-15 at k 0-15 / 16-31 */
     const int a_row = wm * WM + (lane & 15), a_half = lane >> 4;
     const int b_row = wn * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+    /* rows 16 apart share a swizzle, so each k step's offsets are two per thread, and the
+     * fragment index only adds a constant (folded into the ldmatrix address) */
+    uint32_t a_off[KS], b_off[KS];
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) {
+        a_off[ks] = a_row * BK + swizzle<BK>(a_row, ks * 2 + a_half) * 16;
+        b_off[ks] = b_row * BK + swizzle<BK>(b_row, ks * 2 + b_half) * 16;
+    }
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
@@ -287,21 +295,21 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
             uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
             for (int mi = 0; mi < MI; mi++) {
-                const int row = a_row + mi * 16;
-                ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
+                ldmatrix_x4(sa + a_off[ks] + mi * 16 * BK, af[mi][0],
                             af[mi][1], af[mi][2], af[mi][3]);
             }
 #pragma unroll
             for (int nj = 0; nj < NI / 2; nj++) {
-                const int row = b_row + nj * 16;
-                ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16,
+                ldmatrix_x4(sb + b_off[ks] + nj * 16 * BK,
                             bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
             }
+            if (p.a_flip != 0) {
 #pragma unroll
-            for (int mi = 0; mi < MI; mi++)
+                for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                    af[mi][e] ^= p.a_flip;
+                    for (int e = 0; e < 4; e++)
+                        af[mi][e] ^= p.a_flip;
+            }
 #pragma unroll
             for (int mi = 0; mi < MI; mi++)
 #pragma unroll
@@ -447,11 +455,13 @@ llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int spli
     case 11: return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
     case 13: return run_turing<128, 256, 64, 64, 64, 1>(s, p, aligned, splits);
     case 14: return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
+    case 30: return run_turing<128, 256, 64, 64, 32, 1>(s, p, aligned, splits);
+    case 31: return run_turing<256, 128, 64, 64, 32, 1>(s, p, aligned, splits);
     default: break;
     }
 #endif
-    if (p.m >= 128 && p.n >= 128) /* 2 blocks per SM: at most 128 registers */
-        return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
+    if (p.m >= 128 && p.n >= 128) /* 4 warps of 64 x 64, 2 blocks per SM (docs/cuda.md) */
+        return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
     return run_turing<32, 128, 64, 32, 32>(s, p, aligned, splits);
 }
 
@@ -468,11 +478,17 @@ llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int spli
     case 7: return run_ampere<128, 128, 64, 64, 64, 3>(s, p, aligned, splits);
     case 8: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
     case 9: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 20: return run_ampere<128, 256, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 21: return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 22: return run_ampere<256, 128, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 23: return run_ampere<128, 256, 128, 64, 32, 3>(s, p, aligned, splits);
+    case 24: return run_ampere<256, 128, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 25: return run_ampere<128, 128, 64, 32, 64, 4>(s, p, aligned, splits);
     default: break;
     }
 #endif
-    if (p.m >= 128 && p.n >= 256)
-        return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
+    if (p.m >= 128 && p.n >= 256) /* 16 warps of 32 x 64 (docs/cuda.md) */
+        return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
     return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
 }
 

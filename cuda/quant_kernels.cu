@@ -58,9 +58,17 @@ __device__ __forceinline__ qparam load_qparam(const llmq_quant_job &j, int64_t p
     return q;
 }
 
+/* FAST: the default modes (half to even, pytorch numerics) without run-time switches. */
+template <bool FAST = false>
 __device__ __forceinline__ uint8_t quant1(float x, const qparam &q, const llmq_quant_job &j,
                                           uint64_t index)
 {
+    if (FAST) {
+        float v = __fmul_rn(x, q.inv);
+        v = v >= q.lo ? v : q.lo;
+        v = v <= q.hi ? v : q.hi;
+        return (uint8_t)(__float2int_rn(v) + q.zp);
+    }
     float v = j.numerics == LLMQ_NUMERICS_ONNX ? __fdiv_rn(x, q.scale) : __fmul_rn(x, q.inv);
     v = v >= q.lo ? v : q.lo; /* NaN lands on lo, as on the CPU; it is reported apart */
     v = v <= q.hi ? v : q.hi;
@@ -363,7 +371,7 @@ __global__ void qparams_kernel(const float *lo, const float *hi, int64_t n, llmq
  * thread derives the parameters from the block's range itself: one barrier per row. */
 constexpr int ROW_THREADS = 128, UPT = 4;
 
-template <bool CACHED>
+template <bool CACHED, bool FAST>
 __global__ void __launch_bounds__(ROW_THREADS) dynamic_rows_kernel(llmq_quant_job j,
                                                                    llmq_symmetry sym,
                                                                    float *scale, int32_t *zp,
@@ -449,7 +457,7 @@ __global__ void __launch_bounds__(ROW_THREADS) dynamic_rows_kernel(llmq_quant_jo
             uint8_t codes[UNIT];
 #pragma unroll
             for (int i = 0; i < UNIT; i++)
-                codes[i] = i < n ? quant1(x[i], q, j, (uint64_t)(r * j.cols + c0 + i)) : 0;
+                codes[i] = i < n ? quant1<FAST>(x[i], q, j, (uint64_t)(r * j.cols + c0 + i)) : 0;
             store_codes(drow, bits, c0, n, codes);
         };
         if (CACHED) {
@@ -515,11 +523,18 @@ llmq_status launch_quantize_dynamic(state *s, const llmq_quant_job *job, llmq_sy
                              job->dst_dtype == LLMQ_DTYPE_U2;
     if (m.row_div == 1 && m.row_mul == 1 && m.row_mod == job->rows && m.col_group >= job->cols) {
         const int64_t blocks = job->rows < (int64_t)1 << 30 ? job->rows : (int64_t)1 << 30;
-        if ((job->cols + UNIT - 1) / UNIT <= (int64_t)ROW_THREADS * UPT)
-            dynamic_rows_kernel<true><<<(unsigned)blocks, ROW_THREADS, 0, s->stream>>>(
+        const bool cached = (job->cols + UNIT - 1) / UNIT <= (int64_t)ROW_THREADS * UPT;
+        const bool fast = job->rounding == LLMQ_ROUNDING_HALF_EVEN &&
+                          job->numerics == LLMQ_NUMERICS_PYTORCH;
+        const dim3 g((unsigned)blocks);
+        if (cached && fast)
+            dynamic_rows_kernel<true, true><<<g, ROW_THREADS, 0, s->stream>>>(
+                *job, sym, scale, zero_point, s->nan_index);
+        else if (cached)
+            dynamic_rows_kernel<true, false><<<g, ROW_THREADS, 0, s->stream>>>(
                 *job, sym, scale, zero_point, s->nan_index);
         else
-            dynamic_rows_kernel<false><<<(unsigned)blocks, ROW_THREADS, 0, s->stream>>>(
+            dynamic_rows_kernel<false, false><<<g, ROW_THREADS, 0, s->stream>>>(
                 *job, sym, scale, zero_point, s->nan_index);
         return check_launch(s, "dynamic_rows_kernel");
     }

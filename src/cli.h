@@ -11,6 +11,10 @@
 int llmq_cmd_info(int argc, char **argv);
 int llmq_cmd_demo(int argc, char **argv);
 int llmq_cmd_bench(int argc, char **argv);
+/* `llmq bench gemm --backend cuda` (cmd_bench_cuda.c): runs llmq-bench-cuda with the arguments
+ * after "gemm"; llmq_cmd_bench_is_cuda tells whether they ask for --backend cuda. */
+int llmq_cmd_bench_gemm_cuda(int argc, char **argv);
+int llmq_cmd_bench_is_cuda(int argc, char **argv);
 
 /* Print "llmq: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(llmq_context *ctx, const char *what, llmq_status st);
