@@ -267,14 +267,6 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
      * n 8-15 at k 0-15 / 16-31 */
     const int a_row = wm * WM + (lane & 15), a_half = lane >> 4;
     const int b_row = wn * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
-    /* rows 16 apart share a swizzle, so each k step's offsets are two per thread, and the
-     * fragment index only adds a constant (folded into the ldmatrix address) */
-    uint32_t a_off[KS], b_off[KS];
-#pragma unroll
-    for (int ks = 0; ks < KS; ks++) {
-        a_off[ks] = a_row * BK + swizzle<BK>(a_row, ks * 2 + a_half) * 16;
-        b_off[ks] = b_row * BK + swizzle<BK>(b_row, ks * 2 + b_half) * 16;
-    }
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
@@ -295,21 +287,21 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
             uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
             for (int mi = 0; mi < MI; mi++) {
-                ldmatrix_x4(sa + a_off[ks] + mi * 16 * BK, af[mi][0],
+                const int row = a_row + mi * 16;
+                ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
                             af[mi][1], af[mi][2], af[mi][3]);
             }
 #pragma unroll
             for (int nj = 0; nj < NI / 2; nj++) {
-                ldmatrix_x4(sb + b_off[ks] + nj * 16 * BK,
+                const int row = b_row + nj * 16;
+                ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16,
                             bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
             }
-            if (p.a_flip != 0) {
 #pragma unroll
-                for (int mi = 0; mi < MI; mi++)
+            for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        af[mi][e] ^= p.a_flip;
-            }
+                for (int e = 0; e < 4; e++)
+                    af[mi][e] ^= p.a_flip;
 #pragma unroll
             for (int mi = 0; mi < MI; mi++)
 #pragma unroll
