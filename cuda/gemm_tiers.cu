@@ -31,6 +31,27 @@ __device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int &tm, i
     tn = in / size;
 }
 
+/* This block's output tile and k slice. */
+struct block_tile {
+    int m0, n0;       /* first row and column of the tile */
+    int kb, ke;       /* k range of the slice (split-k: blockIdx.z) */
+    int kt_count;     /* k tiles in it */
+};
+
+template <int BM, int BN, int BK>
+__device__ __forceinline__ block_tile block_tile_of(const gemm_params &p)
+{
+    block_tile t;
+    int tm, tn;
+    tile_coords((p.m + BM - 1) / BM, (p.n + BN - 1) / BN, tm, tn);
+    t.m0 = tm * BM;
+    t.n0 = tn * BN;
+    t.kb = blockIdx.z * p.k_split;
+    t.ke = min(p.k, t.kb + p.k_split);
+    t.kt_count = (t.ke - t.kb + BK - 1) / BK;
+    return t;
+}
+
 /* Epilogue staging: each warp owns EPI_ROWS x (WN + EPI_PAD) int32 of shared memory, reused
  * after the main loop; the padding spreads the fragment writes over the banks. */
 constexpr int EPI_ROWS = 16, EPI_PAD = 8;
@@ -57,6 +78,41 @@ template <int ROWS, int BK, int THREADS> struct tile_loader {
         soff = r0 * BK + swizzle<BK>(r0, c) * 16;
         rows_left = nrows - row0 - r0;
     }
+
+    /* Chunk i of the k tile at k0, from registers (the TURING path); kok: k0 + kc < ke. */
+    template <bool ALIGNED>
+    __device__ __forceinline__ uint4 fetch(int i, int k0, int ke, bool kok) const
+    {
+        const int8_t *s = src + i * step_bytes + k0;
+        if (!kok || i * STEP >= rows_left)
+            return make_uint4(0, 0, 0, 0);
+        if (ALIGNED)
+            return *reinterpret_cast<const uint4 *>(s);
+        return load16_any(s - (k0 + kc), k0 + kc, ke);
+    }
+
+    /* The whole k tile at k0 into shared memory at tile_base: cp.async when ALIGNED (sm_80+;
+     * zero-filled copies point at any_valid), else loads and stores. */
+    template <bool ALIGNED>
+    __device__ __forceinline__ void issue(uint32_t tile_base, int k0, int ke,
+                                          const int8_t *any_valid) const
+    {
+        const bool kok = k0 + kc < ke;
+#pragma unroll
+        for (int i = 0; i < CHUNKS; i++) {
+            const bool ok = kok && i * STEP < rows_left;
+            const int8_t *s = src + i * step_bytes + k0;
+            const uint32_t dst = tile_base + soff + i * STEP * BK;
+            if (ALIGNED) {
+                cp_async16(dst, ok ? s : any_valid, ok ? 16 : 0);
+            } else {
+                const uint4 v = ok ? load16_any(s - (k0 + kc), k0 + kc, ke)
+                                   : make_uint4(0, 0, 0, 0);
+                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
+                             "r"(v.y), "r"(v.z), "r"(v.w));
+            }
+        }
+    }
 };
 
 /* ---------------- TURING: m8n8k16, register-staged double buffer ---------------- */
@@ -77,12 +133,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-    int tm, tn;
-    tile_coords((p.m + BM - 1) / BM, (p.n + BN - 1) / BN, tm, tn);
-    const int m0 = tm * BM, n0 = tn * BN;
-    const int kb = blockIdx.z * p.k_split;
-    const int ke = min(p.k, kb + p.k_split);
-    const int kt_count = (ke - kb + BK - 1) / BK;
+    const block_tile bt = block_tile_of<BM, BN, BK>(p);
+    const int m0 = bt.m0, n0 = bt.n0, kb = bt.kb, ke = bt.ke, kt_count = bt.kt_count;
     LA la;
     LB lb;
     la.init(p.a, p.lda, m0, p.m, tid);
@@ -93,25 +145,11 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
         const int k0 = kb + kt * BK;
         const bool kok = k0 + la.kc < ke;
 #pragma unroll
-        for (int i = 0; i < LA::CHUNKS; i++) {
-            const int8_t *src = la.src + i * la.step_bytes + k0;
-            if (!kok || i * LA::STEP >= la.rows_left)
-                ra[i] = make_uint4(0, 0, 0, 0);
-            else if (ALIGNED)
-                ra[i] = *reinterpret_cast<const uint4 *>(src);
-            else
-                ra[i] = load16_any(src - (k0 + la.kc), k0 + la.kc, ke);
-        }
+        for (int i = 0; i < LA::CHUNKS; i++)
+            ra[i] = la.template fetch<ALIGNED>(i, k0, ke, kok);
 #pragma unroll
-        for (int i = 0; i < LB::CHUNKS; i++) {
-            const int8_t *src = lb.src + i * lb.step_bytes + k0;
-            if (!kok || i * LB::STEP >= lb.rows_left)
-                rb[i] = make_uint4(0, 0, 0, 0);
-            else if (ALIGNED)
-                rb[i] = *reinterpret_cast<const uint4 *>(src);
-            else
-                rb[i] = load16_any(src - (k0 + lb.kc), k0 + lb.kc, ke);
-        }
+        for (int i = 0; i < LB::CHUNKS; i++)
+            rb[i] = lb.template fetch<ALIGNED>(i, k0, ke, kok);
     };
     auto sstore = [&](int stage) {
 #pragma unroll
@@ -207,12 +245,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
-    int tm, tn;
-    tile_coords((p.m + BM - 1) / BM, (p.n + BN - 1) / BN, tm, tn);
-    const int m0 = tm * BM, n0 = tn * BN;
-    const int kb = blockIdx.z * p.k_split;
-    const int ke = min(p.k, kb + p.k_split);
-    const int kt_count = (ke - kb + BK - 1) / BK;
+    const block_tile bt = block_tile_of<BM, BN, BK>(p);
+    const int m0 = bt.m0, n0 = bt.n0, kb = bt.kb, ke = bt.ke, kt_count = bt.kt_count;
     LA la;
     LB lb;
     la.init(p.a, p.lda, m0, p.m, tid);
@@ -221,36 +255,9 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
 
     auto load_stage = [&](int stage, int kt) {
         const int k0 = kb + kt * BK;
-        const bool kok = k0 + la.kc < ke;
-        const uint32_t sa = sbase + stage * STAGE_BYTES, sb = sa + BM * BK;
-#pragma unroll
-        for (int i = 0; i < LA::CHUNKS; i++) {
-            const bool ok = kok && i * LA::STEP < la.rows_left;
-            const int8_t *src = la.src + i * la.step_bytes + k0;
-            const uint32_t dst = sa + la.soff + i * LA::STEP * BK;
-            if (ALIGNED) {
-                cp_async16(dst, ok ? src : p.a, ok ? 16 : 0);
-            } else {
-                const uint4 v = ok ? load16_any(src - (k0 + la.kc), k0 + la.kc, ke)
-                                   : make_uint4(0, 0, 0, 0);
-                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
-                             "r"(v.y), "r"(v.z), "r"(v.w));
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < LB::CHUNKS; i++) {
-            const bool ok = kok && i * LB::STEP < lb.rows_left;
-            const int8_t *src = lb.src + i * lb.step_bytes + k0;
-            const uint32_t dst = sb + lb.soff + i * LB::STEP * BK;
-            if (ALIGNED) {
-                cp_async16(dst, ok ? src : p.b, ok ? 16 : 0);
-            } else {
-                const uint4 v = ok ? load16_any(src - (k0 + lb.kc), k0 + lb.kc, ke)
-                                   : make_uint4(0, 0, 0, 0);
-                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
-                             "r"(v.y), "r"(v.z), "r"(v.w));
-            }
-        }
+        const uint32_t sa = sbase + stage * STAGE_BYTES;
+        la.template issue<ALIGNED>(sa, k0, ke, p.a);
+        lb.template issue<ALIGNED>(sa + BM * BK, k0, ke, p.b);
     };
 
     int32_t acc[MI][NI][4];

@@ -140,110 +140,6 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_kernel(const gemv_params p)
     }
 }
 
-/* M = 1 (decode): each warp takes R output channels; each lane converts its 32 (or 16)
- * activations once and uses them for the R weight rows, whose 16-byte loads are all in flight
- * together. Per weight: one byte permute builds the float 2^23 + code, one add removes 2^23, one
- * fused multiply-add; the zero point is applied once per chunk as (z + offset) * sum(x). */
-template <llmq_dtype AT, int BITS, int R>
-__global__ void __launch_bounds__(WARPS * 32) gemv_m1_kernel(const gemv_params p)
-{
-    constexpr int VALS = 128 / BITS;
-    constexpr int U = 2; /* chunks per lane per round: U * R loads in flight */
-    const int lane = threadIdx.x & 31;
-    const int n0 = (blockIdx.x * WARPS + (threadIdx.x >> 5)) * R;
-    if (n0 >= p.n)
-        return;
-    const int64_t group = p.map.col_group;
-    float acc[R];
-    int64_t pbase[R];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        acc[r] = 0.0f;
-        pbase[r] = param_row_base(p.map, min(n0 + r, p.n - 1));
-    }
-    for (int kc = lane * VALS; kc < p.k; kc += 32 * VALS * U) {
-        uint4 wv[U][R];
-        float s[U][R], zo[U][R];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int k0 = kc + u * 32 * VALS;
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                if (k0 < p.k && n0 + r < p.n) {
-                    const uint8_t *row = p.w + (size_t)(n0 + r) * p.ldw;
-                    wv[u][r] = __ldg(reinterpret_cast<const uint4 *>(row + (size_t)k0 * BITS / 8));
-                    const int64_t pi = pbase[r] + k0 / group;
-                    s[u][r] = __ldg(p.scale + pi);
-                    const int32_t z = p.zp != nullptr ? __ldg(p.zp + pi) : p.zp_const;
-                    zo[u][r] = (float)(z + p.w_off);
-                } else {
-                    wv[u][r] = make_uint4(0, 0, 0, 0);
-                    s[u][r] = 0.0f;
-                    zo[u][r] = 0.0f;
-                }
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int k0 = kc + u * 32 * VALS;
-            if (k0 >= p.k)
-                break;
-            float x[VALS];
-            load_x<AT, VALS>(p, 0, k0, x);
-            float xs0 = 0.0f, xs1 = 0.0f;
-#pragma unroll
-            for (int i = 0; i < VALS; i += 2) {
-                xs0 = __fadd_rn(xs0, x[i]);
-                xs1 = __fadd_rn(xs1, x[i + 1]);
-            }
-            const float xs = __fadd_rn(xs0, xs1);
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const uint32_t w[4] = {wv[u][r].x ^ p.w_flip, wv[u][r].y ^ p.w_flip,
-                                       wv[u][r].z ^ p.w_flip, wv[u][r].w ^ p.w_flip};
-                float part0 = 0.0f, part1 = 0.0f;
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    if (BITS == 4) {
-                        /* bytes of lo: elements 0, 2, 4, 6 of the word; of hi: 1, 3, 5, 7 */
-                        const uint32_t lo = w[q] & 0x0f0f0f0fu, hi = (w[q] >> 4) & 0x0f0f0f0fu;
-#pragma unroll
-                        for (int b = 0; b < 4; b++) {
-                            const float e0 = __fsub_rn(
-                                __uint_as_float(__byte_perm(lo, 0x4b000000u, 0x7540 | b)), 8388608.0f);
-                            const float e1 = __fsub_rn(
-                                __uint_as_float(__byte_perm(hi, 0x4b000000u, 0x7540 | b)), 8388608.0f);
-                            part0 = __fmaf_rn(x[8 * q + 2 * b], e0, part0);
-                            part1 = __fmaf_rn(x[8 * q + 2 * b + 1], e1, part1);
-                        }
-                    } else {
-#pragma unroll
-                        for (int b = 0; b < 4; b += 2) {
-                            const float e0 = __fsub_rn(
-                                __uint_as_float(__byte_perm(w[q], 0x4b000000u, 0x7540 | b)), 8388608.0f);
-                            const float e1 = __fsub_rn(
-                                __uint_as_float(__byte_perm(w[q], 0x4b000000u, 0x7540 | (b + 1))),
-                                8388608.0f);
-                            part0 = __fmaf_rn(x[4 * q + b], e0, part0);
-                            part1 = __fmaf_rn(x[4 * q + b + 1], e1, part1);
-                        }
-                    }
-                }
-                const float part = __fmaf_rn(-zo[u][r], xs, __fadd_rn(part0, part1));
-                acc[r] = __fmaf_rn(part, s[u][r], acc[r]);
-            }
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        float a = acc[r];
-        for (int off = 16; off > 0; off >>= 1)
-            a = __fadd_rn(a, __shfl_xor_sync(0xffffffffu, a, off));
-        if (lane == 0 && n0 + r < p.n)
-            store_float(p.c, p.c_dtype, n0 + r, __fadd_rn(a, p.bias != nullptr ? p.bias[n0 + r] : 0.0f));
-    }
-}
-
 /* The decode loop of one 16-byte chunk per row for R rows: sum over the chunk of x * (q - zp),
  * times the group's scale, into acc. */
 template <llmq_dtype AT, int BITS, int R>
@@ -296,8 +192,12 @@ __device__ __forceinline__ void chunk_dot(const gemv_params &p, int k0, const ui
     }
 }
 
-/* M = 1 with the next chunk's loads issued before this chunk is computed (ping-pong
- * registers): every lane keeps R 16-byte weight loads in flight all the time. */
+/* M = 1 (decode): each warp takes R output channels; each lane converts its 32 (or 16)
+ * activations once and uses them for the R weight rows, and the next chunk's loads are issued
+ * before this chunk is computed (ping-pong registers), so every lane keeps R 16-byte weight
+ * loads in flight. Per weight: one byte permute builds the float 2^23 + code, one subtraction
+ * removes 2^23, one fused multiply-add; the zero point enters once per chunk as
+ * (zp + offset) * sum(x). */
 template <llmq_dtype AT, int BITS, int R>
 __global__ void __launch_bounds__(WARPS * 32) gemv_m1_pf_kernel(const gemv_params p)
 {
@@ -356,15 +256,12 @@ template <llmq_dtype AT, int BITS>
 llmq_status run(state *s, const gemv_params &p)
 {
     if (p.m == 1) {
-        int variant = 1;
+        int variant = 4; /* rows per warp; a tuning build may ask for 2 */
 #ifdef LLMQ_CUDA_TUNING
         if (const char *v = getenv("LLMQ_CUDA_TUNE_GEMV"))
             variant = atoi(v);
 #endif
-        if (variant == 0) {
-            gemv_m1_kernel<AT, BITS, 4><<<(p.n + WARPS * 4 - 1) / (WARPS * 4), WARPS * 32, 0,
-                                          s->stream>>>(p);
-        } else if (variant == 2) {
+        if (variant == 2) {
             gemv_m1_pf_kernel<AT, BITS, 2><<<(p.n + WARPS * 2 - 1) / (WARPS * 2), WARPS * 32, 0,
                                              s->stream>>>(p);
         } else {

@@ -75,6 +75,34 @@ __device__ __forceinline__ uint8_t quant1(float x, const qparam &q, const llmq_q
     return (uint8_t)((int32_t)round_mode(v, j.rounding, j.seed, index) + q.zp);
 }
 
+/* Work unit u of a job: its row, first column, element count and row pointers. */
+struct unit_pos {
+    int64_t r, c0;
+    int n;
+    const char *srow;
+    char *drow;
+};
+
+__device__ __forceinline__ unit_pos unit_at(const llmq_quant_job &j, int64_t u, int64_t per_row)
+{
+    unit_pos w;
+    w.r = u / per_row;
+    w.c0 = (u - w.r * per_row) * UNIT;
+    w.n = (int)min((int64_t)UNIT, j.cols - w.c0);
+    w.srow = static_cast<const char *>(j.src) + (size_t)w.r * j.src_stride;
+    w.drow = static_cast<char *>(j.dst) + (size_t)w.r * j.dst_stride;
+    return w;
+}
+
+/* Parameter index of element (r, c0) and the column where the next group starts. */
+__device__ __forceinline__ int64_t first_param(const llmq_param_map &m, int64_t r, int64_t c0,
+                                               int64_t g, int64_t *next)
+{
+    const int64_t gi = c0 / g;
+    *next = (gi + 1) * g;
+    return param_row_base(m, r) + gi;
+}
+
 __device__ __forceinline__ int dtype_bits(llmq_dtype d)
 {
     return d == LLMQ_DTYPE_S8 || d == LLMQ_DTYPE_U8 ? 8
@@ -174,13 +202,12 @@ __global__ void quantize_kernel(llmq_quant_job j, unsigned long long *nan_slot)
     const int64_t g = j.map.col_group;
     for (int64_t u = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; u < total;
          u += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = u / per_row, c0 = (u - r * per_row) * UNIT;
-        const int n = (int)min((int64_t)UNIT, j.cols - c0);
-        const char *srow = static_cast<const char *>(j.src) + (size_t)r * j.src_stride;
-        char *drow = static_cast<char *>(j.dst) + (size_t)r * j.dst_stride;
+        const unit_pos w = unit_at(j, u, per_row);
+        const int64_t r = w.r, c0 = w.c0;
+        const int n = w.n;
         float x[UNIT];
-        load8(srow, j.src_dtype, c0, n, x);
-        int64_t gi = c0 / g, next = (gi + 1) * g, p = param_row_base(j.map, r) + gi;
+        load8(w.srow, j.src_dtype, c0, n, x);
+        int64_t next, p = first_param(j.map, r, c0, g, &next);
         qparam q = load_qparam(j, p);
         uint8_t codes[UNIT];
 #pragma unroll
@@ -197,7 +224,7 @@ __global__ void quantize_kernel(llmq_quant_job j, unsigned long long *nan_slot)
                 report_nan(nan_slot, (int64_t)index);
             codes[i] = quant1(x[i], q, j, index);
         }
-        store_codes(drow, bits, c0, n, codes);
+        store_codes(w.drow, bits, c0, n, codes);
     }
 }
 
@@ -208,13 +235,12 @@ __global__ void dequantize_kernel(llmq_quant_job j)
     const int64_t g = j.map.col_group;
     for (int64_t u = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; u < total;
          u += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = u / per_row, c0 = (u - r * per_row) * UNIT;
-        const int n = (int)min((int64_t)UNIT, j.cols - c0);
-        const char *srow = static_cast<const char *>(j.src) + (size_t)r * j.src_stride;
-        char *drow = static_cast<char *>(j.dst) + (size_t)r * j.dst_stride;
+        const unit_pos w = unit_at(j, u, per_row);
+        const int64_t c0 = w.c0;
+        const int n = w.n;
         int32_t q[UNIT];
-        load_codes(srow, j.src_dtype, c0, n, q);
-        int64_t gi = c0 / g, next = (gi + 1) * g, p = param_row_base(j.map, r) + gi;
+        load_codes(w.srow, j.src_dtype, c0, n, q);
+        int64_t next, p = first_param(j.map, w.r, c0, g, &next);
         float s = j.scale[p];
         int32_t z = j.zero_point[p];
 #pragma unroll
@@ -227,7 +253,7 @@ __global__ void dequantize_kernel(llmq_quant_job j)
                 s = j.scale[p];
                 z = j.zero_point[p];
             }
-            store_float(drow, j.dst_dtype, c0 + i, __fmul_rn((float)(q[i] - z), s));
+            store_float(w.drow, j.dst_dtype, c0 + i, __fmul_rn((float)(q[i] - z), s));
         }
     }
 }

@@ -27,27 +27,31 @@ static llmq_context *cuda_context(void)
 
 /* ---------------------------------------------------------------- helpers */
 
+/* A copy of t (dtype, shape, scheme and parameters) in device or host memory. */
+static llmq_tensor *copy_to(llmq_context *ctx, const llmq_tensor *t, int device)
+{
+    llmq_tensor *c = NULL;
+    int64_t shape[LLMQ_MAX_DIMS];
+    for (int32_t i = 0; i < llmq_tensor_ndim(t); i++)
+        shape[i] = llmq_tensor_dim(t, i);
+    if (device)
+        ASSERT_OK(ctx, llmq_tensor_create_device(ctx, llmq_tensor_dtype(t), llmq_tensor_ndim(t),
+                                                 shape, &c));
+    else
+        ASSERT_OK(ctx, llmq_tensor_create(ctx, llmq_tensor_dtype(t), llmq_tensor_ndim(t), shape,
+                                          &c));
+    ASSERT_OK(ctx, llmq_tensor_copy(ctx, t, c));
+    return c;
+}
+
 static llmq_tensor *to_device(llmq_context *ctx, const llmq_tensor *h)
 {
-    llmq_tensor *d = NULL;
-    int64_t shape[LLMQ_MAX_DIMS];
-    for (int32_t i = 0; i < llmq_tensor_ndim(h); i++)
-        shape[i] = llmq_tensor_dim(h, i);
-    ASSERT_OK(ctx, llmq_tensor_create_device(ctx, llmq_tensor_dtype(h), llmq_tensor_ndim(h),
-                                             shape, &d));
-    ASSERT_OK(ctx, llmq_tensor_copy(ctx, h, d));
-    return d;
+    return copy_to(ctx, h, 1);
 }
 
 static llmq_tensor *to_host(llmq_context *ctx, const llmq_tensor *d)
 {
-    llmq_tensor *h = NULL;
-    int64_t shape[LLMQ_MAX_DIMS];
-    for (int32_t i = 0; i < llmq_tensor_ndim(d); i++)
-        shape[i] = llmq_tensor_dim(d, i);
-    ASSERT_OK(ctx, llmq_tensor_create(ctx, llmq_tensor_dtype(d), llmq_tensor_ndim(d), shape, &h));
-    ASSERT_OK(ctx, llmq_tensor_copy(ctx, d, h));
-    return h;
+    return copy_to(ctx, d, 0);
 }
 
 /* Same packed bytes (row by row) in two host tensors of one shape. */
