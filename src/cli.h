@@ -23,6 +23,11 @@ int llmq_cmd_demo_observers(int argc, char **argv);
 int cli_demo_calibration(llmq_context *ctx, uint64_t seed);
 int cli_bench_observe(int argc, char **argv);
 
+/* `llmq bench gemm --backend cuda` (cmd_bench_cuda.c): runs llmq-bench-cuda with the arguments
+ * after "gemm"; llmq_cmd_bench_is_cuda tells whether they ask for --backend cuda. */
+int llmq_cmd_bench_gemm_cuda(int argc, char **argv);
+int llmq_cmd_bench_is_cuda(int argc, char **argv);
+
 /* Print "llmq: <what>: <status name>: <last error>" to stderr and return 1. */
 int cli_fail(llmq_context *ctx, const char *what, llmq_status st);
 

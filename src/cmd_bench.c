@@ -102,6 +102,8 @@ int llmq_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "quantize") == 0)
         return bench_quantize(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "gemm") == 0 && llmq_cmd_bench_is_cuda(argc - 1, argv + 1))
+        return llmq_cmd_bench_gemm_cuda(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "model") == 0)
         return llmq_cmd_bench_model(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "observe") == 0)

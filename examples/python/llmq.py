@@ -70,7 +70,8 @@ _OPAQUE = {name: type(name, (ctypes.Structure,), {"_fields_": []}) for name in H
 #: Enum types: 32-bit ints (each C enum is pinned to 32 bits by a FORCE32_ value).
 ENUMS = ("llmq_status", "llmq_cpu_isa", "llmq_dtype", "llmq_symmetry", "llmq_granularity",
          "llmq_rounding", "llmq_numerics", "llmq_weight_layout", "llmq_requant",
-         "llmq_model_format", "llmq_observer", "llmq_observer_param", "llmq_activation_mode")
+         "llmq_model_format", "llmq_observer", "llmq_observer_param", "llmq_activation_mode",
+         "llmq_memory")
 
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -140,6 +141,12 @@ int64_t llmq_tensor_numel(const llmq_tensor *t);
 void *llmq_tensor_data(const llmq_tensor *t);
 size_t llmq_tensor_row_stride(const llmq_tensor *t);
 size_t llmq_tensor_nbytes(const llmq_tensor *t);
+llmq_status llmq_context_set_stream(llmq_context *ctx, void *stream);
+llmq_status llmq_context_sync(llmq_context *ctx);
+llmq_status llmq_tensor_create_device(llmq_context *ctx, llmq_dtype dtype, int32_t ndim, const int64_t *shape, llmq_tensor **out);
+llmq_status llmq_tensor_wrap_device(llmq_context *ctx, llmq_dtype dtype, int32_t ndim, const int64_t *shape, void *data, size_t row_stride, llmq_tensor **out);
+llmq_memory llmq_tensor_memory(const llmq_tensor *t);
+llmq_status llmq_tensor_copy(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst);
 
 llmq_status llmq_scheme_create(llmq_context *ctx, llmq_dtype dtype, llmq_scheme **out);
 void llmq_scheme_destroy(llmq_scheme *s);
@@ -274,6 +281,7 @@ OBSERVER = {"minmax": 0, "moving_average": 1, "percentile": 2, "entropy": 3, "hi
             "mse": 5}
 OBSERVER_PARAM = {"momentum": 0, "percentile": 1, "bins": 2, "grid": 3, "upsample": 4}
 ACTIVATION_MODE = {"float": 0, "dynamic": 1, "static": 2}
+MEMORY = {"host": 0, "device": 1}
 #: Each C enum's tables above: (prefix of its enumerators, table); the test of the header
 #: checks every enumerator (but *_FORCE32_) against them. llmq_status maps to _ERRORS.
 ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_DTYPE_", DTYPES),
@@ -286,7 +294,8 @@ ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_
                "llmq_model_format": ("LLMQ_MODEL_FORMAT_", MODEL_FORMAT),
                "llmq_observer": ("LLMQ_OBSERVER_", OBSERVER),
                "llmq_observer_param": ("LLMQ_OBSERVER_PARAM_", OBSERVER_PARAM),
-               "llmq_activation_mode": ("LLMQ_ACTIVATION_", ACTIVATION_MODE)}
+               "llmq_activation_mode": ("LLMQ_ACTIVATION_", ACTIVATION_MODE),
+               "llmq_memory": ("LLMQ_MEMORY_", MEMORY)}
 
 _BITS = {"f32": 32, "f16": 16, "bf16": 16, "s8": 8, "u8": 8, "s4": 4, "u4": 4, "s2": 2, "u2": 2,
          "s32": 32}
@@ -726,6 +735,14 @@ class Context(Handle):
         """Tensor.empty(self, ...)."""
         return Tensor.empty(self, dtype, shape)
 
+    def sync(self):
+        """Wait for the context's device work (llmq_context_sync); a no-op on the CPU."""
+        _call(self, "llmq_context_sync", self.ptr)
+
+    def set_stream(self, stream):
+        """Order device work on a cudaStream_t given as an integer address (0: default)."""
+        _call(self, "llmq_context_set_stream", self.ptr, ctypes.c_void_p(stream or None))
+
     def scheme(self, dtype, **settings):
         """Scheme(self, ...)."""
         return Scheme(self, dtype, **settings)
@@ -928,6 +945,20 @@ class Tensor(Handle):
               ctypes.byref(ptr))
         return cls._adopt_ptr(ptr, (ctx,), ctx)
 
+    @classmethod
+    def empty_device(cls, ctx, dtype, shape):
+        """A tensor in the device memory of a CUDA context (llmq_tensor_create_device)."""
+        ndim, c_shape = _shape_array(shape)
+        ptr = ctypes.POINTER(_OPAQUE["llmq_tensor"])()
+        _call(ctx, "llmq_tensor_create_device", ctx.ptr, _enum(DTYPES, dtype, "dtype"), ndim,
+              c_shape, ctypes.byref(ptr))
+        return cls._adopt_ptr(ptr, (ctx,), ctx)
+
+    @property
+    def memory(self):
+        """"host" or "device"."""
+        return _enum_name(MEMORY, library().llmq_tensor_memory(self.ptr))
+
     @property
     def dtype(self):
         """dtype name, e.g. "f32" or "u4"."""
@@ -978,6 +1009,9 @@ class Tensor(Handle):
         if self._array is not None:
             return self._array
         lib, p = library(), self.ptr
+        if lib.llmq_tensor_memory(p) == MEMORY["device"]:  # reading it here would crash
+            raise UnsupportedError("Tensor.numpy: a device tensor; copy it to a host tensor "
+                                   "with llmq.copy(src, dst) first")
         dtype, shape = self.dtype, self.shape
         stored = _stored_shape(dtype, shape)
         item = np.dtype(_NP_DTYPE[dtype])
@@ -1139,6 +1173,14 @@ def dequantize(q, dtype="f32", *, out=None, ctx=None):
         dst = arg(out, "out", writable=True) or Tensor.empty(ctx, dtype, q.shape)
         _call(ctx, "llmq_dequantize", ctx.ptr, q.ptr, dst.ptr)
     return out if out is not None else dst
+
+
+def copy(src, dst, *, ctx=None):
+    """Copy elements (and a quantized tensor's scheme and parameters) between host and device
+    tensors, in any direction (llmq_tensor_copy)."""
+    ctx = _context_of(ctx, src, dst)
+    _call(ctx, "llmq_tensor_copy", ctx.ptr, src.ptr, dst.ptr)
+    return dst
 
 
 def pack(codes, dtype, *, ctx=None):

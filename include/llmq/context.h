@@ -75,12 +75,18 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_options_defaults(llmq_context_o
  * Create a context on the named backend: "auto" (CUDA when the module and a device are
  * present, else CPU), "cpu" or "cuda". NULL means $LLMQ_BACKEND, else "auto".
  *
+ * "cuda" loads the module libllmq-cuda.so ($LLMQ_CUDA_MODULE, else the file next to libllmq,
+ * else the loader's search path) and uses the CUDA device current on the calling thread. The
+ * kernel tier is min(device capability, $LLMQ_CUDA_ARCH) (docs/cuda.md). A CUDA context
+ * still runs every operation whose tensors are all in host memory on its CPU tier.
+ *
  * Like sqlite3_open, a context is returned even when creation fails for a reason other than
  * memory, so that llmq_context_last_error() can explain the failure; destroy it either way.
  * @param out      receives the context; NULL only on LLMQ_ERR_OUT_OF_MEMORY (or when out is NULL)
  * @param backend  borrowed for the call
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (unknown backend name, bad $LLMQ_CPU_ISA);
- *         LLMQ_ERR_UNSUPPORTED ("cuda" without a CUDA backend, module or device);
+ *         LLMQ_ERR_UNSUPPORTED ("cuda" without the module, a driver or a device: the
+ *         message says which and the paths tried);
  *         LLMQ_ERR_OUT_OF_MEMORY
  * @thread reentrant
  * @since 0.1
@@ -118,13 +124,42 @@ LLMQ_API void llmq_context_destroy(llmq_context *ctx);
 LLMQ_API const char *llmq_context_last_error(const llmq_context *ctx);
 
 /**
- * Name of the backend chosen at creation, e.g. "cpu-scalar" or "cpu-avx512".
+ * Name of the backend chosen at creation, e.g. "cpu-scalar", "cpu-avx512", "cuda-sm90" or,
+ * with the kernel tier capped below the device's by $LLMQ_CUDA_ARCH, "cuda-sm90-turing".
  * @param ctx  the context; NULL allowed
- * @return a static string; "" for NULL
+ * @return a string that lives as long as the context; "" for NULL
  * @thread read-shared
  * @since 0.1
  */
 LLMQ_API const char *llmq_context_backend_name(const llmq_context *ctx);
+
+/**
+ * Order the context's device work on the caller's CUDA stream. llmq launches everything on
+ * this stream and never synchronizes the device; results are visible to the host after
+ * llmq_context_sync() or a synchronization of the stream.
+ * @param ctx     the context
+ * @param stream  a cudaStream_t, passed as void *; NULL means the default stream. Borrowed:
+ *                it must outlive its use by the context.
+ * @return LLMQ_OK; LLMQ_ERR_UNSUPPORTED (a non-NULL stream on a context without a device
+ *         backend); LLMQ_ERR_BACKEND (a CUDA error, named in the message)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_set_stream(llmq_context *ctx, void *stream);
+
+/**
+ * Wait until the device work queued by this context is done (a synchronization of its stream,
+ * never of the whole device). On a CPU context it returns LLMQ_OK at once.
+ *
+ * Device kernels do not wait for the host, so a NaN met by a quantize call on device tensors
+ * (which returns LLMQ_OK) is reported here as LLMQ_ERR_NON_FINITE with its flat index.
+ * @param ctx  the context
+ * @return LLMQ_OK; LLMQ_ERR_NON_FINITE (a NaN was quantized since the last sync; the outputs
+ *         of that call are undefined); LLMQ_ERR_BACKEND (a CUDA error, named in the message)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_sync(llmq_context *ctx);
 
 /**
  * CPU tier the context's kernels use: the lowest of what the host supports, what this build

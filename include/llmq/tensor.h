@@ -138,8 +138,14 @@ LLMQ_API int64_t llmq_tensor_dim(const llmq_tensor *t, int32_t axis);
  *  (0 for NULL) @thread read-shared @since 0.1 */
 LLMQ_API int64_t llmq_tensor_numel(const llmq_tensor *t);
 
-/** First byte of the first row. @param t  NULL allowed @return the data: owned by t, or the
- *  caller's memory for a wrapped tensor (NULL for NULL) @thread read-shared @since 0.1 */
+/**
+ * First byte of the first row. For a device tensor this is a device address: never
+ * dereference it on the host; use llmq_tensor_copy() to read or write the elements.
+ * @param t  NULL allowed
+ * @return the data: owned by t, or the caller's memory for a wrapped tensor (NULL for NULL)
+ * @thread read-shared
+ * @since 0.1
+ */
 LLMQ_API void *llmq_tensor_data(const llmq_tensor *t);
 
 /** Bytes between consecutive rows. @param t  NULL allowed @return the row stride (0 for NULL)
@@ -155,6 +161,84 @@ LLMQ_API size_t llmq_tensor_row_stride(const llmq_tensor *t);
  * @since 0.1
  */
 LLMQ_API size_t llmq_tensor_nbytes(const llmq_tensor *t);
+
+/** Where a tensor's elements, and its scale and zero-point tensors, live. */
+typedef enum llmq_memory {
+    LLMQ_MEMORY_HOST = 0,   /**< host memory: llmq_tensor_data() may be dereferenced */
+    LLMQ_MEMORY_DEVICE = 1, /**< memory of the context's device (CUDA): a device address */
+    LLMQ_MEMORY_FORCE32_ = 0x7fffffff
+} llmq_memory;
+
+/**
+ * Allocate a tensor in device memory (cudaMalloc on the context's device), zeroed on the
+ * context's stream, with packed rows. Setting a scheme on it (llmq_tensor_set_scheme())
+ * gives it device parameter tensors.
+ * @param ctx    a context with a device backend; must outlive the tensor
+ * @param dtype  element type
+ * @param ndim   1..LLMQ_MAX_DIMS
+ * @param shape  ndim sizes, each >= 1; borrowed for the call
+ * @param out    receives the tensor; NULL on failure
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (as llmq_tensor_create()); LLMQ_ERR_UNSUPPORTED (the
+ *         context has no device backend); LLMQ_ERR_OUT_OF_MEMORY (device memory exhausted);
+ *         LLMQ_ERR_BACKEND (another CUDA error, named in the message)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_create_device(llmq_context *ctx,
+                                                              llmq_dtype dtype, int32_t ndim,
+                                                              const int64_t *shape,
+                                                              llmq_tensor **out);
+
+/**
+ * View caller device memory (a device pointer, e.g. from cudaMalloc or a framework's tensor)
+ * as a device tensor, without copying. Borrowed: it must stay valid while the tensor lives.
+ * @param ctx         a context with a device backend; must outlive the tensor
+ * @param dtype       element type
+ * @param ndim        1..LLMQ_MAX_DIMS
+ * @param shape       ndim sizes, each >= 1; borrowed for the call
+ * @param data        device address of the first row; must not be NULL
+ * @param row_stride  bytes between rows; 0 means packed rows
+ * @param out         receives the tensor; NULL on failure
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (as llmq_tensor_wrap()); LLMQ_ERR_UNSUPPORTED (the
+ *         context has no device backend); LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_wrap_device(llmq_context *ctx, llmq_dtype dtype,
+                                                            int32_t ndim, const int64_t *shape,
+                                                            void *data, size_t row_stride,
+                                                            llmq_tensor **out);
+
+/**
+ * Memory of @p t.
+ * @param t  NULL allowed
+ * @return LLMQ_MEMORY_HOST or LLMQ_MEMORY_DEVICE (HOST for NULL)
+ * @thread read-shared
+ * @since 0.2
+ */
+LLMQ_API llmq_memory llmq_tensor_memory(const llmq_tensor *t);
+
+/**
+ * Copy the elements of @p src into @p dst: host to device, device to host, device to device
+ * or host to host, rows strided as each tensor says. When @p src carries a scheme, @p dst is
+ * bound to the same scheme (unless it already has an equal one) and the scale and
+ * zero-point values are copied too: one call uploads or downloads a quantized weight. Copying
+ * into a scale or zero-point tensor of a device tensor from the host checks the values as
+ * llmq_quantize() does, which is how parameters reach the device.
+ *
+ * Copies that read or write host memory return once the host memory may be used (they wait
+ * for the context's stream); device-to-device copies are only queued on it.
+ * @param ctx  the context whose backend owns the device memory involved
+ * @param src  same dtype and shape as dst; must not overlap it
+ * @param dst  written
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, dtype or shape differ, overlap, bad parameter
+ *         values); LLMQ_ERR_UNSUPPORTED (device memory on a context without a device
+ *         backend); LLMQ_ERR_OUT_OF_MEMORY; LLMQ_ERR_BACKEND (a CUDA error, named)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_tensor_copy(llmq_context *ctx, const llmq_tensor *src,
+                                                     llmq_tensor *dst);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,9 @@ typedef struct llmq_matmul_operand {
     const int32_t *zero_point;
     llmq_param_map map;
     int32_t qmin, qmax;
+    /* range of the zero points (quantized operands): lets kernels skip the zero-point
+     * corrections when every zero point is 0 (or the unsigned offset 128) */
+    int32_t zp_lo, zp_hi;
 } llmq_matmul_operand;
 
 /* C[m, n] = sum_k A[m, k] * B[n, k] (+ bias[n]) with the epilogue of docs/gemm.md. */
@@ -130,6 +133,13 @@ static inline int32_t llmq_hist_bin(float v, float lo, float span, float nb, flo
 
 typedef struct llmq_backend llmq_backend;
 
+/* Direction of a device backend's copy. */
+typedef enum llmq_copy_kind {
+    LLMQ_COPY_HOST_TO_DEVICE = 0,
+    LLMQ_COPY_DEVICE_TO_HOST = 1,
+    LLMQ_COPY_DEVICE_TO_DEVICE = 2,
+} llmq_copy_kind;
+
 typedef struct llmq_backend_ops {
     uint32_t version;  /* LLMQ_BACKEND_OPS_VERSION; the registry rejects others */
     const char *name;  /* "cpu-scalar", ... */
@@ -165,6 +175,40 @@ typedef struct llmq_backend_ops {
      * when wanted dscale / dzero_point (LSQ, summed per parameter). NaN in x: as quantize. */
     llmq_status (*fake_quantize_backward)(llmq_backend *be, const llmq_fq_job *job,
                                           int64_t *bad_index);
+    /* ---- Device backends (the CUDA module). Every slot below is optional and NULL on the
+     * CPU. The pointers in a device backend's jobs are device addresses, and so are the lo /
+     * hi arrays of `range`. A slot that fails with LLMQ_ERR_BACKEND or LLMQ_ERR_UNSUPPORTED
+     * leaves "argument=value: reason" in `message`. ---- */
+    bool device; /* tensors of this backend live in device memory */
+    /* Create the per-context state in be->state: driver, device, kernel tier. On failure,
+     * writes the reason into msg and returns LLMQ_ERR_UNSUPPORTED (no driver or device) or
+     * LLMQ_ERR_INVALID_ARG (a bad setting such as $LLMQ_CUDA_ARCH). */
+    llmq_status (*open)(llmq_backend *be, char *msg, size_t msg_size);
+    void (*close)(llmq_backend *be);
+    /* The context's backend name, e.g. "cuda-sm90" or "cuda-sm90-turing"; lives in state. */
+    const char *(*instance_name)(const llmq_backend *be);
+    /* Detail of the last failure, "" if none. */
+    const char *(*message)(const llmq_backend *be);
+    llmq_status (*mem_alloc)(llmq_backend *be, size_t bytes, void **ptr);
+    void (*mem_free)(llmq_backend *be, void *ptr);
+    /* rows rows of row_bytes bytes; returns once host memory may be read or reused (host
+     * sides wait for the context's stream), device-to-device copies are only ordered. */
+    llmq_status (*mem_copy)(llmq_backend *be, void *dst, size_t dst_stride, const void *src,
+                            size_t src_stride, size_t row_bytes, int64_t rows,
+                            llmq_copy_kind kind);
+    llmq_status (*mem_set)(llmq_backend *be, void *dst, int value, size_t bytes);
+    /* The caller's stream (a cudaStream_t), NULL for the default stream. */
+    llmq_status (*set_stream)(llmq_backend *be, void *stream);
+    /* Wait for the context's stream. Reports what the device found since the last sync: a NaN
+     * seen by quantize / range / quantize_dynamic gives LLMQ_ERR_NON_FINITE and *bad_index. */
+    llmq_status (*sync)(llmq_backend *be, int64_t *bad_index);
+    /* Dynamic quantization in one job: the range of every parameter set over the finite
+     * values (widened to 0), PyTorch's parameters for `symmetry` written to scale /
+     * zero_point (nparams each, device), then job's quantization with them. NaN: deferred to
+     * sync. */
+    llmq_status (*quantize_dynamic)(llmq_backend *be, const llmq_quant_job *job,
+                                    llmq_symmetry symmetry, int64_t nparams, float *scale,
+                                    int32_t *zero_point);
 } llmq_backend_ops;
 
 struct llmq_backend {
@@ -181,5 +225,19 @@ llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_is
  * be is a CPU tier (same host memory), else NULL, and the caller reports
  * LLMQ_ERR_UNSUPPORTED. */
 const llmq_backend_ops *llmq_backend_fallback(const llmq_backend *be);
+/* The backend that runs an op on tensors in host (device = false) or device memory: the
+ * context's backend when its memory matches, else the CPU tier of a device context for host
+ * tensors; NULL when the context has no device backend and device memory is asked for. */
+llmq_backend *llmq_backend_for(llmq_context *ctx, bool device);
+
+/* Forward a backend's status: on failure, "fn: <the backend's message>" on ctx. */
+llmq_status llmq_backend_status(llmq_context *ctx, const llmq_backend *be, const char *fn,
+                                llmq_status st);
+
+/* Load the CUDA module (lib/backend/cuda_loader.c) and open it on a context: fills *be and
+ * *module (the dlopen handle) or writes the reason into why. */
+llmq_status llmq_cuda_load(llmq_backend *be, void **module, char *why, size_t why_size);
+/* Close a backend opened by llmq_cuda_load and drop the module. */
+void llmq_cuda_unload(llmq_backend *be, void *module);
 
 #endif

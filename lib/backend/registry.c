@@ -12,13 +12,9 @@ static const llmq_backend_ops *const cpu_backends[] = {
     &llmq_cpu_scalar_ops,
 };
 
-llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_isa cap)
+static llmq_status select_cpu(llmq_context *ctx, const char *name, llmq_cpu_isa cap,
+                              llmq_backend *out)
 {
-    static const char fn[] = "llmq_context_create";
-    if (strcmp(name, "cuda") == 0)
-        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
-                         "backend=cuda: this build of llmq has no CUDA backend");
-    /* "auto" and "cpu": no CUDA backend exists yet, so both mean the CPU. */
     llmq_cpu_isa limit = ctx->host_isa;
     if (cap != LLMQ_CPU_ISA_DEFAULT && cap < limit)
         limit = cap;
@@ -28,12 +24,51 @@ llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_is
         if (ops->version != LLMQ_BACKEND_OPS_VERSION)
             continue;
         if (ops->isa <= limit || i + 1 == n) {
-            ctx->backend.ops = ops;
-            ctx->backend.state = NULL;
+            out->ops = ops;
+            out->state = NULL;
             return LLMQ_OK;
         }
     }
-    return llmq_fail(ctx, LLMQ_ERR_INTERNAL, fn, "backend=%s: no CPU backend registered", name);
+    return llmq_fail(ctx, LLMQ_ERR_INTERNAL, "llmq_context_create",
+                     "backend=%s: no CPU backend registered", name);
+}
+
+llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_isa cap)
+{
+    static const char fn[] = "llmq_context_create";
+    llmq_backend cpu;
+    LLMQ_TRY(select_cpu(ctx, name, cap, &cpu));
+    ctx->host = cpu;
+    if (strcmp(name, "cpu") != 0) {
+        /* "cuda" and "auto": the CUDA module when it loads and finds a device */
+        char why[LLMQ_ERROR_MESSAGE_SIZE - 64];
+        llmq_backend dev;
+        const llmq_status st = llmq_cuda_load(&dev, &ctx->module, why, sizeof why);
+        if (st == LLMQ_OK) {
+            ctx->backend = dev;
+            return LLMQ_OK;
+        }
+        if (strcmp(name, "cuda") == 0)
+            return llmq_fail(ctx, st, fn, "backend=cuda: %s", why);
+    }
+    ctx->backend = cpu;
+    return LLMQ_OK;
+}
+
+llmq_backend *llmq_backend_for(llmq_context *ctx, bool device)
+{
+    if (ctx->backend.ops->device == device)
+        return &ctx->backend;
+    return device ? NULL : &ctx->host;
+}
+
+llmq_status llmq_backend_status(llmq_context *ctx, const llmq_backend *be, const char *fn,
+                                llmq_status st)
+{
+    if (st == LLMQ_OK)
+        return LLMQ_OK;
+    const char *m = be->ops->message != NULL ? be->ops->message(be) : NULL;
+    return llmq_fail(ctx, st, fn, "%s", m != NULL && m[0] != '\0' ? m : "backend failure");
 }
 
 const llmq_backend_ops *llmq_backend_fallback(const llmq_backend *be)

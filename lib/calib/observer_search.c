@@ -198,6 +198,7 @@ static llmq_status mse_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t 
         .numerics = q->scheme.numerics,
         .seed = q->scheme.seed,
     };
+    llmq_backend *be = llmq_backend_for(ctx, false); /* host statistics: the CPU kernels */
     double best = INFINITY, best_r = 1.0;
     for (int64_t k = q->grid; k >= 1; k--) {
         const double r = (double)k / (double)q->grid;
@@ -207,13 +208,13 @@ static llmq_status mse_clip(llmq_context *ctx, const llmq_quantizer *q, int64_t 
         job.src = centre;
         job.dst = codes;
         job.src_stride = job.dst_stride = 0;
-        LLMQ_TRY(ctx->backend.ops->quantize(&ctx->backend, &job, &bad));
+        LLMQ_TRY(be->ops->quantize(be, &job, &bad));
         llmq_quant_job back = job;
         back.src = codes;
         back.src_dtype = job.dst_dtype;
         back.dst = deq;
         back.dst_dtype = LLMQ_DTYPE_F32;
-        LLMQ_TRY(ctx->backend.ops->dequantize(&ctx->backend, &back));
+        LLMQ_TRY(be->ops->dequantize(be, &back));
         double err = 0.0;
         for (int64_t i = 0; i < m; i++) {
             const double d = (double)centre[i] - (double)deq[i];

@@ -313,6 +313,9 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
                          llmq_observer_name(q->observer));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(x->dtype), "x=%s tensor: must be f32, f16 or bf16",
                  llmq_dtype_name(x->dtype));
+    llmq_backend *be;
+    const char *name = "x";
+    LLMQ_TRY(llmq_host_backend(ctx, __func__, 1, &name, &x, &be));
     llmq_param_layout l;
     LLMQ_TRY(batch_layout(ctx, __func__, q, x, &l));
     const llmq_quant_job job = {
@@ -328,7 +331,7 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
         q->bhi[p] = -INFINITY;
     }
     int64_t bad = -1;
-    llmq_status st = ctx->backend.ops->range(&ctx->backend, &job, q->blo, q->bhi, &bad);
+    llmq_status st = be->ops->range(be, &job, q->blo, q->bhi, &bad);
     if (st == LLMQ_ERR_NON_FINITE)
         return llmq_fail(ctx, st, __func__,
                          "x[%lld]=nan: in batch %lld (counting from 0): NaN cannot be observed "
@@ -339,7 +342,7 @@ llmq_status llmq_quantizer_observe(llmq_context *ctx, llmq_quantizer *q, const l
     if (q->has_hist) {
         const llmq_hist_job hj = {q->hist.lo,     q->hist.hi,       q->hist.bins,
                                   q->hist.copies, q->hist.absolute, q->hist.counts};
-        LLMQ_TRY(ctx->backend.ops->histogram(&ctx->backend, &job, &hj));
+        LLMQ_TRY(be->ops->histogram(be, &job, &hj));
     }
     q->batches++;
     return LLMQ_OK;
@@ -427,6 +430,10 @@ llmq_status llmq_bind_params(llmq_context *ctx, const char *fn, llmq_tensor *dst
                              const llmq_scheme *scheme, const llmq_tensor *scale,
                              const llmq_tensor *zero_point)
 {
+    llmq_backend *be;
+    const char *name = "dst";
+    const llmq_tensor *t = dst;
+    LLMQ_TRY(llmq_host_backend(ctx, fn, 1, &name, &t, &be));
     if (dst->dtype != scheme->dtype)
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
                          "dst=%s tensor: the parameters are for %s tensors",

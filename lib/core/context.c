@@ -151,6 +151,8 @@ void llmq_context_destroy(llmq_context *ctx)
 {
     if (ctx == NULL)
         return;
+    if (ctx->backend.ops != NULL && ctx->backend.ops->device)
+        llmq_cuda_unload(&ctx->backend, ctx->module);
     if (ctx->allocator.free != NULL)
         ctx->allocator.free(ctx->allocator.user, ctx);
     else
@@ -177,6 +179,8 @@ const char *llmq_context_backend_name(const llmq_context *ctx)
 {
     if (ctx == NULL || ctx->backend.ops == NULL)
         return "";
+    if (ctx->backend.ops->instance_name != NULL)
+        return ctx->backend.ops->instance_name(&ctx->backend);
     return ctx->backend.ops->name;
 }
 
@@ -184,7 +188,37 @@ llmq_cpu_isa llmq_context_cpu_isa(const llmq_context *ctx)
 {
     if (ctx == NULL || ctx->backend.ops == NULL)
         return LLMQ_CPU_ISA_DEFAULT;
-    return ctx->backend.ops->isa;
+    return ctx->host.ops->isa; /* the tier of host tensors, also on a CUDA context */
+}
+
+llmq_status llmq_context_set_stream(llmq_context *ctx, void *stream)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    const llmq_backend_ops *ops = ctx->backend.ops;
+    if (ops->set_stream == NULL) {
+        if (stream == NULL)
+            return LLMQ_OK;
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, __func__,
+                         "stream=%p: backend %s has no streams (only NULL is accepted)", stream,
+                         llmq_context_backend_name(ctx));
+    }
+    return llmq_backend_status(ctx, &ctx->backend, __func__,
+                               ops->set_stream(&ctx->backend, stream));
+}
+
+llmq_status llmq_context_sync(llmq_context *ctx)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    const llmq_backend_ops *ops = ctx->backend.ops;
+    if (ops->sync == NULL)
+        return LLMQ_OK;
+    int64_t bad = -1;
+    const llmq_status st = ops->sync(&ctx->backend, &bad);
+    if (st == LLMQ_ERR_NON_FINITE)
+        return llmq_fail(ctx, st, __func__,
+                         "src[%lld]=nan: NaN cannot be quantized (flat index; found on the "
+                         "device by a quantize call since the last sync)", (long long)bad);
+    return llmq_backend_status(ctx, &ctx->backend, __func__, st);
 }
 
 llmq_cpu_isa llmq_context_host_isa(const llmq_context *ctx)

@@ -14,7 +14,9 @@
 
 struct llmq_context {
     llmq_allocator allocator;
-    llmq_backend backend;
+    llmq_backend backend; /* the chosen backend: a CPU tier or the CUDA module */
+    llmq_backend host;    /* the CPU tier that runs ops on host tensors (== backend on CPU) */
+    void *module;         /* dlopen handle of libllmq-cuda.so, or NULL */
     llmq_cpu_isa host_isa;
     char last_error[LLMQ_ERROR_MESSAGE_SIZE];
 };

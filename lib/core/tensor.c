@@ -1,10 +1,12 @@
 /* tensor.c - dtypes and tensors. SPDX-License-Identifier: MIT */
+#include <float.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "core/tensor_impl.h"
+#include "quant/scheme_impl.h"
 
 static const struct {
     const char *name;
@@ -132,19 +134,37 @@ static llmq_status init_layout(llmq_context *ctx, const char *fn, llmq_tensor *t
 }
 
 static llmq_status new_tensor(llmq_context *ctx, const char *fn, llmq_dtype dtype, int32_t ndim,
-                              const int64_t *shape, void *data, size_t row_stride,
+                              const int64_t *shape, void *data, size_t row_stride, bool device,
                               llmq_tensor **out)
 {
     llmq_tensor tmp;
     memset(&tmp, 0, sizeof tmp);
     LLMQ_TRY(init_layout(ctx, fn, &tmp, dtype, ndim, shape, row_stride));
+    llmq_backend *be = NULL;
+    if (device && (be = llmq_backend_for(ctx, true)) == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "ctx: backend %s has no device memory (create the context with "
+                         "\"cuda\")", llmq_context_backend_name(ctx));
     llmq_tensor *t = llmq_mem_alloc(ctx, sizeof *t);
     if (t == NULL)
         return llmq_fail_oom(ctx, fn, "tensor", sizeof *t);
     *t = tmp;
+    t->device = device;
     if (data == NULL) {
         const size_t bytes = (size_t)(t->rows - 1) * t->row_stride + t->row_bytes;
-        t->data = llmq_mem_calloc(ctx, bytes);
+        if (device) {
+            llmq_status st = be->ops->mem_alloc(be, bytes, &t->data);
+            if (st == LLMQ_OK)
+                st = be->ops->mem_set(be, t->data, 0, bytes);
+            if (st != LLMQ_OK) {
+                if (t->data != NULL)
+                    be->ops->mem_free(be, t->data);
+                llmq_mem_free(ctx, t);
+                return llmq_backend_status(ctx, be, fn, st);
+            }
+        } else {
+            t->data = llmq_mem_calloc(ctx, bytes);
+        }
         if (t->data == NULL) {
             llmq_mem_free(ctx, t);
             return llmq_fail_oom(ctx, fn, "data", bytes);
@@ -163,27 +183,52 @@ llmq_status llmq_tensor_create(llmq_context *ctx, llmq_dtype dtype, int32_t ndim
     LLMQ_CHECK_CONTEXT(ctx);
     LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a tensor pointer");
     *out = NULL;
-    return new_tensor(ctx, __func__, dtype, ndim, shape, NULL, 0, out);
+    return new_tensor(ctx, __func__, dtype, ndim, shape, NULL, 0, false, out);
+}
+
+static llmq_status wrap(llmq_context *ctx, const char *fn, llmq_dtype dtype, int32_t ndim,
+                        const int64_t *shape, void *data, size_t row_stride, bool device,
+                        llmq_tensor **out)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    if (out == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "out=NULL: must point to a tensor pointer");
+    *out = NULL;
+    if (data == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "data=NULL: must point to the first row");
+    LLMQ_TRY(new_tensor(ctx, fn, dtype, ndim, shape, data, row_stride, device, out));
+    if ((uintptr_t)data > UINTPTR_MAX - llmq_tensor_nbytes(*out)) {
+        const size_t stride = (*out)->row_stride;
+        llmq_tensor_destroy(*out);
+        *out = NULL;
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "row_stride=%zu: the rows run past the end of the address space",
+                         stride);
+    }
+    return LLMQ_OK;
 }
 
 llmq_status llmq_tensor_wrap(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
                              const int64_t *shape, void *data, size_t row_stride,
                              llmq_tensor **out)
 {
+    return wrap(ctx, __func__, dtype, ndim, shape, data, row_stride, false, out);
+}
+
+llmq_status llmq_tensor_wrap_device(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
+                                    const int64_t *shape, void *data, size_t row_stride,
+                                    llmq_tensor **out)
+{
+    return wrap(ctx, __func__, dtype, ndim, shape, data, row_stride, true, out);
+}
+
+llmq_status llmq_tensor_create_device(llmq_context *ctx, llmq_dtype dtype, int32_t ndim,
+                                      const int64_t *shape, llmq_tensor **out)
+{
     LLMQ_CHECK_CONTEXT(ctx);
     LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a tensor pointer");
     *out = NULL;
-    LLMQ_REQUIRE(ctx, data != NULL, "data=NULL: must point to the first row");
-    LLMQ_TRY(new_tensor(ctx, __func__, dtype, ndim, shape, data, row_stride, out));
-    if ((uintptr_t)data > UINTPTR_MAX - llmq_tensor_nbytes(*out)) {
-        const size_t stride = (*out)->row_stride;
-        llmq_tensor_destroy(*out);
-        *out = NULL;
-        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, __func__,
-                         "row_stride=%zu: the rows run past the end of the address space",
-                         stride);
-    }
-    return LLMQ_OK;
+    return new_tensor(ctx, __func__, dtype, ndim, shape, NULL, 0, true, out);
 }
 
 void llmq_tensor_destroy(llmq_tensor *t)
@@ -194,7 +239,9 @@ void llmq_tensor_destroy(llmq_tensor *t)
     llmq_tensor_destroy(t->scale);
     llmq_tensor_destroy(t->zero_point);
     llmq_mem_free(ctx, t->scheme);
-    if (t->owns_data)
+    if (t->owns_data && t->device)
+        ctx->backend.ops->mem_free(&ctx->backend, t->data);
+    else if (t->owns_data)
         llmq_mem_free(ctx, t->data);
     llmq_mem_free(ctx, t);
 }
@@ -238,4 +285,183 @@ size_t llmq_tensor_row_stride(const llmq_tensor *t)
 size_t llmq_tensor_nbytes(const llmq_tensor *t)
 {
     return t != NULL ? (size_t)(t->rows - 1) * t->row_stride + t->row_bytes : 0;
+}
+
+llmq_memory llmq_tensor_memory(const llmq_tensor *t)
+{
+    return t != NULL && t->device ? LLMQ_MEMORY_DEVICE : LLMQ_MEMORY_HOST;
+}
+
+void llmq_tensor_zp_range(const llmq_tensor *t, int32_t *lo, int32_t *hi)
+{
+    if (t->device) {
+        *lo = t->zp_lo;
+        *hi = t->zp_hi;
+        return;
+    }
+    const int32_t *z = t->zero_point->data;
+    const int64_t n = llmq_tensor_numel(t->zero_point);
+    int32_t l = z[0], h = z[0];
+    for (int64_t i = 1; i < n; i++) {
+        l = z[i] < l ? z[i] : l;
+        h = z[i] > h ? z[i] : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
+llmq_status llmq_tensors_backend(llmq_context *ctx, const char *fn, int n,
+                                 const char *const *names, const llmq_tensor *const *tensors,
+                                 llmq_backend **be)
+{
+    int first = -1;
+    for (int i = 0; i < n; i++) {
+        if (tensors[i] == NULL)
+            continue;
+        if (first < 0) {
+            first = i;
+        } else if (tensors[i]->device != tensors[first]->device) {
+            const int dev = tensors[i]->device ? i : first, host = tensors[i]->device ? first : i;
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "%s: device tensor while %s is in host memory (move one with "
+                             "llmq_tensor_copy)", names[dev], names[host]);
+        }
+    }
+    const bool device = first >= 0 && tensors[first]->device;
+    *be = llmq_backend_for(ctx, device);
+    if (*be == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "%s: device tensor on a context whose backend %s has no device memory",
+                         names[first], llmq_context_backend_name(ctx));
+    return LLMQ_OK;
+}
+
+static bool same_scheme(const llmq_scheme *a, const llmq_scheme *b)
+{
+    return a->dtype == b->dtype && a->symmetry == b->symmetry &&
+           a->granularity == b->granularity && a->axis == b->axis &&
+           a->group_size == b->group_size && a->rounding == b->rounding && a->seed == b->seed &&
+           a->numerics == b->numerics;
+}
+
+/* Values copied from the host into a parameter tensor of a device tensor: checked, and the
+ * zero-point range recorded on the owner. */
+static llmq_status check_param_upload(llmq_context *ctx, const char *fn, const llmq_tensor *src,
+                                      llmq_tensor *dst)
+{
+    llmq_tensor *owner = dst->owner;
+    if (owner == NULL || !dst->device)
+        return LLMQ_OK;
+    if (dst == owner->scale) {
+        for (int64_t r = 0; r < src->rows; r++) {
+            const float *v = (const float *)((const char *)src->data +
+                                             (size_t)r * src->row_stride);
+            for (int64_t c = 0; c < src->cols; c++)
+                if (!(v[c] >= FLT_MIN && v[c] <= FLT_MAX))
+                    return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                                     "src[%lld]=%g: a scale must be a positive normal float",
+                                     (long long)(r * src->cols + c), (double)v[c]);
+        }
+        return LLMQ_OK;
+    }
+    if (!src->device) {
+        const llmq_qgrid g = llmq_scheme_grid(owner->scheme);
+        int32_t lo = g.qmax, hi = g.qmin;
+        for (int64_t r = 0; r < src->rows; r++) {
+            const int32_t *v = (const int32_t *)((const char *)src->data +
+                                                 (size_t)r * src->row_stride);
+            for (int64_t c = 0; c < src->cols; c++) {
+                if (v[c] < g.qmin || v[c] > g.qmax)
+                    return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                                     "src[%lld]=%d: a zero point outside the %s grid [%d, %d]",
+                                     (long long)(r * src->cols + c), (int)v[c],
+                                     llmq_dtype_name(owner->dtype), (int)g.qmin, (int)g.qmax);
+                lo = v[c] < lo ? v[c] : lo;
+                hi = v[c] > hi ? v[c] : hi;
+            }
+        }
+        owner->zp_lo = lo;
+        owner->zp_hi = hi;
+    } else if (src->owner != NULL && src == src->owner->zero_point &&
+               src->owner->scheme != NULL) {
+        llmq_tensor_zp_range(src->owner, &owner->zp_lo, &owner->zp_hi);
+    } else { /* values the host never saw: assume the whole grid */
+        const llmq_qgrid g = llmq_scheme_grid(owner->scheme);
+        owner->zp_lo = g.qmin;
+        owner->zp_hi = g.qmax;
+    }
+    return LLMQ_OK;
+}
+
+static llmq_status copy_elements(llmq_context *ctx, const char *fn, const llmq_tensor *src,
+                                 llmq_tensor *dst)
+{
+    if (!src->device && !dst->device) {
+        for (int64_t r = 0; r < src->rows; r++)
+            memcpy((char *)dst->data + (size_t)r * dst->row_stride,
+                   (const char *)src->data + (size_t)r * src->row_stride, src->row_bytes);
+        return LLMQ_OK;
+    }
+    llmq_backend *be = llmq_backend_for(ctx, true);
+    if (be == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "%s: device tensor on a context whose backend %s has no device memory",
+                         src->device ? "src" : "dst", llmq_context_backend_name(ctx));
+    const llmq_copy_kind kind = !src->device   ? LLMQ_COPY_HOST_TO_DEVICE
+                                : !dst->device ? LLMQ_COPY_DEVICE_TO_HOST
+                                               : LLMQ_COPY_DEVICE_TO_DEVICE;
+    return llmq_backend_status(ctx, be, fn,
+                               be->ops->mem_copy(be, dst->data, dst->row_stride, src->data,
+                                                 src->row_stride, src->row_bytes, src->rows,
+                                                 kind));
+}
+
+static llmq_status copy_tensor(llmq_context *ctx, const char *fn, const llmq_tensor *src,
+                               llmq_tensor *dst)
+{
+    char a[96], b[96];
+    if (src == NULL || dst == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=NULL: must be a tensor",
+                         src == NULL ? "src" : "dst");
+    if (src->dtype != dst->dtype)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%s tensor: src is %s",
+                         llmq_dtype_name(dst->dtype), llmq_dtype_name(src->dtype));
+    if (!llmq_tensor_same_shape(src, dst))
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%s: shape differs from src=%s",
+                         llmq_shape_str(dst, a, sizeof a), llmq_shape_str(src, b, sizeof b));
+    const char *s0 = src->data, *d0 = dst->data;
+    if (s0 < d0 + llmq_tensor_nbytes(dst) && d0 < s0 + llmq_tensor_nbytes(src))
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
+                         src->data);
+    if (src->scheme != NULL && !src->device)
+        LLMQ_TRY(llmq_tensor_check_params(ctx, fn, "src", src, true));
+    if (!src->device)
+        LLMQ_TRY(check_param_upload(ctx, fn, src, dst));
+    LLMQ_TRY(copy_elements(ctx, fn, src, dst));
+    if (src->device)
+        LLMQ_TRY(check_param_upload(ctx, fn, src, dst));
+    if (src->scheme == NULL)
+        return LLMQ_OK;
+    if (dst->scheme == NULL || !same_scheme(src->scheme, dst->scheme))
+        LLMQ_TRY(llmq_tensor_set_scheme(ctx, dst, src->scheme));
+    LLMQ_TRY(copy_tensor(ctx, fn, src->scale, dst->scale));
+    return copy_tensor(ctx, fn, src->zero_point, dst->zero_point);
+}
+
+llmq_status llmq_tensor_copy(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    return copy_tensor(ctx, __func__, src, dst);
+}
+
+llmq_status llmq_host_backend(llmq_context *ctx, const char *fn, int n, const char *const *names,
+                              const llmq_tensor *const *tensors, llmq_backend **be)
+{
+    for (int i = 0; i < n; i++)
+        if (tensors[i] != NULL && tensors[i]->device)
+            return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                             "%s: a device tensor; this operation runs on the CPU only (copy it "
+                             "to host memory with llmq_tensor_copy)", names[i]);
+    *be = llmq_backend_for(ctx, false);
+    return LLMQ_OK;
 }

@@ -19,11 +19,34 @@ struct llmq_tensor {
     size_t row_stride;    /* bytes between rows, >= row_bytes */
     void *data;
     bool owns_data;
+    bool device; /* data (and the parameter tensors) are device memory of ctx's backend */
     /* quantization: set by llmq_tensor_set_scheme, owned */
     llmq_scheme *scheme;
     llmq_tensor *scale, *zero_point;
     llmq_param_map map;
+    /* device tensors with a scheme: the range of the zero points as the host knows it without
+     * reading device memory, kept by llmq_tensor_set_scheme, llmq_tensor_copy and the device
+     * kernels that write parameters (the grid's bounds when unknown) */
+    int32_t zp_lo, zp_hi;
+    /* parameter tensors: the quantized tensor they belong to, else NULL */
+    llmq_tensor *owner;
 };
+
+/* Range of the zero points of a quantized tensor with a scheme: read from host memory, or the
+ * range the host keeps for a device tensor. */
+void llmq_tensor_zp_range(const llmq_tensor *t, int32_t *lo, int32_t *hi);
+
+/* Entry-point check that every tensor of an op lives in the same memory, and that the context
+ * can run the op there. Returns the backend through *be, or fails with a message. names and
+ * tensors are parallel arrays of n entries; NULL tensors are skipped. */
+/* For operations that only the CPU implements: every non-NULL tensor must be in host memory
+ * (else LLMQ_ERR_UNSUPPORTED naming it); *be is the context's CPU backend (its CPU tier on a
+ * device context). */
+llmq_status llmq_host_backend(llmq_context *ctx, const char *fn, int n, const char *const *names,
+                              const llmq_tensor *const *tensors, llmq_backend **be);
+
+llmq_status llmq_tensors_backend(llmq_context *ctx, const char *fn, int n, const char *const *names,
+                                 const llmq_tensor *const *tensors, llmq_backend **be);
 
 /* Packed bytes of n elements of dtype: ceil(n * bits / 8); false on overflow. */
 bool llmq_dtype_row_bytes(llmq_dtype dtype, int64_t n, size_t *bytes);

@@ -36,22 +36,20 @@ static llmq_matmul_operand operand(const llmq_tensor *t)
         o.map = t->map;
         o.qmin = g.qmin;
         o.qmax = g.qmax;
+        llmq_tensor_zp_range(t, &o.zp_lo, &o.zp_hi);
     }
     return o;
 }
 
-/* Largest |q - zp| a quantized operand can produce. */
+/* Largest |q - zp| a quantized operand can produce (device tensors: from the zero-point
+ * range the host keeps for them). */
 static int64_t max_centered(const llmq_tensor *t)
 {
     const llmq_qgrid g = llmq_scheme_grid(t->scheme);
-    const int32_t *z = t->zero_point->data;
-    int64_t m = 0;
-    for (int64_t i = 0; i < llmq_tensor_numel(t->zero_point); i++) {
-        const int64_t lo = (int64_t)z[i] - g.qmin, hi = (int64_t)g.qmax - z[i];
-        m = lo > m ? lo : m;
-        m = hi > m ? hi : m;
-    }
-    return m;
+    int32_t zlo, zhi;
+    llmq_tensor_zp_range(t, &zlo, &zhi);
+    const int64_t lo = (int64_t)zhi - g.qmin, hi = (int64_t)g.qmax - zlo;
+    return lo > hi ? lo : hi;
 }
 
 static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_tensor *a,
@@ -142,6 +140,10 @@ llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a,
     const bool kn = o.weight_layout == LLMQ_WEIGHT_LAYOUT_KN;
     int64_t n = 0;
     LLMQ_TRY(check_operands(ctx, fn, a, b, bias, c, kn, &n));
+    llmq_backend *be;
+    static const char *const names[4] = {"a", "b", "bias", "c"};
+    const llmq_tensor *const ts[4] = {a, b, bias, c};
+    LLMQ_TRY(llmq_tensors_backend(ctx, fn, 4, names, ts, &be));
 
     const int64_t k = a->cols;
     const bool int_a = !llmq_dtype_is_float(a->dtype);
@@ -179,10 +181,10 @@ llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a,
         .b_uniform_k = b_uniform,
         .requant = o.requant,
     };
-    if (ctx->backend.ops->matmul == NULL)
+    if (be->ops->matmul == NULL)
         return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn, "backend=%s: no matmul",
-                         ctx->backend.ops->name);
-    return ctx->backend.ops->matmul(&ctx->backend, &job);
+                         be->ops->name);
+    return llmq_backend_status(ctx, be, fn, be->ops->matmul(be, &job));
 }
 
 llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,

@@ -381,6 +381,9 @@ llmq_status llmq_model_writer_write(llmq_context *ctx, llmq_model_writer *w, con
             d = &w->decls[i];
     LLMQ_REQUIRE(ctx, d != NULL, "name=%s: not declared", name);
     LLMQ_REQUIRE(ctx, !d->written, "name=%s: already written", name);
+    llmq_backend *be;
+    const char *tn = "t";
+    LLMQ_TRY(llmq_host_backend(ctx, __func__, 1, &tn, &t, &be));
     bool same = t->dtype == d->dtype && t->ndim == d->ndim;
     for (int32_t i = 0; same && i < d->ndim; i++)
         same = t->shape[i] == d->shape[i];

@@ -26,6 +26,10 @@ llmq_status llmq_convert(llmq_context *ctx, const llmq_tensor *src, llmq_tensor 
     LLMQ_CHECK_CONTEXT(ctx);
     LLMQ_REQUIRE(ctx, src != NULL && dst != NULL, "%s=NULL: must be a tensor",
                  src == NULL ? "src" : "dst");
+    static const char *const names[2] = {"src", "dst"};
+    const llmq_tensor *const ts[2] = {src, dst};
+    llmq_backend *be;
+    LLMQ_TRY(llmq_host_backend(ctx, __func__, 2, names, ts, &be));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(src->dtype), "src=%s tensor: must be f32, f16 or bf16",
                  llmq_dtype_name(src->dtype));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(dst->dtype), "dst=%s tensor: must be f32, f16 or bf16",

@@ -31,6 +31,8 @@ static llmq_status check_like_x(llmq_context *ctx, const char *fn, const char *n
                                 const llmq_tensor *t, const llmq_tensor *x)
 {
     LLMQ_TRY(need(ctx, fn, name, t, "tensor"));
+    llmq_backend *be;
+    LLMQ_TRY(llmq_host_backend(ctx, fn, 1, &name, &t, &be)); /* no device kernels yet */
     if (!llmq_dtype_is_float(t->dtype))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s tensor: must be f32, f16 or bf16",
                          name, llmq_dtype_name(t->dtype));
@@ -47,6 +49,8 @@ static llmq_status check_param_shape(llmq_context *ctx, const char *fn, const ch
                                      const llmq_tensor *t, const fq_setup *su, const llmq_tensor *x,
                                      bool s32_ok)
 {
+    llmq_backend *be;
+    LLMQ_TRY(llmq_host_backend(ctx, fn, 1, &name, &t, &be));
     if (t->dtype != LLMQ_DTYPE_F32 && !(s32_ok && t->dtype == LLMQ_DTYPE_S32))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s tensor: must be f32%s", name,
                          llmq_dtype_name(t->dtype), s32_ok ? " or s32" : "");
@@ -176,9 +180,9 @@ static llmq_fq_job make_job(const fq_setup *su, const llmq_tensor *x, const llmq
  * slot empty; a NaN's index becomes the message. */
 static llmq_status run_job(llmq_context *ctx, const char *fn, const llmq_fq_job *job, bool backward)
 {
-    llmq_backend be = ctx->backend;
+    llmq_backend be = *llmq_backend_for(ctx, false); /* host tensors (checked by the callers) */
     if ((backward ? be.ops->fake_quantize_backward : be.ops->fake_quantize) == NULL) {
-        const llmq_backend_ops *fallback = llmq_backend_fallback(&ctx->backend);
+        const llmq_backend_ops *fallback = llmq_backend_fallback(&be);
         if (fallback == NULL ||
             (backward ? fallback->fake_quantize_backward : fallback->fake_quantize) == NULL)
             return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,

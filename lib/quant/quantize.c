@@ -13,7 +13,7 @@ static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
 }
 
 static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tensor *src,
-                              const llmq_tensor *dst)
+                              const llmq_tensor *dst, llmq_backend **be)
 {
     LLMQ_CHECK_CONTEXT(ctx);
     if (src == NULL || dst == NULL)
@@ -27,7 +27,9 @@ static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tens
     if (overlap(src, dst))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
                          src->data);
-    return LLMQ_OK;
+    static const char *const names[2] = {"src", "dst"};
+    const llmq_tensor *const ts[2] = {src, dst};
+    return llmq_tensors_backend(ctx, fn, 2, names, ts, be);
 }
 
 static llmq_quant_job make_job(const llmq_tensor *src, llmq_tensor *dst, const llmq_tensor *q)
@@ -62,9 +64,9 @@ static llmq_status fail_nan(llmq_context *ctx, const char *fn, int64_t index)
 }
 
 static llmq_status check_quantize(llmq_context *ctx, const char *fn, const llmq_tensor *src,
-                                  const llmq_tensor *dst, bool values)
+                                  const llmq_tensor *dst, bool values, llmq_backend **be)
 {
-    LLMQ_TRY(check_pair(ctx, fn, src, dst));
+    LLMQ_TRY(check_pair(ctx, fn, src, dst, be));
     if (!llmq_dtype_is_float(src->dtype))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "src=%s tensor: must be f32, f16 or bf16",
                          llmq_dtype_name(src->dtype));
@@ -77,18 +79,40 @@ static llmq_status check_quantize(llmq_context *ctx, const char *fn, const llmq_
 
 llmq_status llmq_quantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
 {
-    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, true));
+    llmq_backend *be;
+    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, true, &be));
     const llmq_quant_job job = make_job(src, dst, dst);
     int64_t bad = -1;
-    const llmq_status st = ctx->backend.ops->quantize(&ctx->backend, &job, &bad);
+    const llmq_status st = be->ops->quantize(be, &job, &bad);
     if (st == LLMQ_ERR_NON_FINITE)
         return fail_nan(ctx, __func__, bad);
-    return st;
+    return llmq_backend_status(ctx, be, __func__, st);
+}
+
+/* Device tensors: one backend job computes ranges, parameters and codes on the device. */
+static llmq_status quantize_dynamic_device(llmq_context *ctx, llmq_backend *be,
+                                           const llmq_tensor *src, llmq_tensor *dst)
+{
+    const llmq_quant_job job = make_job(src, dst, dst);
+    const llmq_status st = be->ops->quantize_dynamic(
+        be, &job, dst->scheme->symmetry, llmq_tensor_numel(dst->scale), dst->scale->data,
+        dst->zero_point->data);
+    const llmq_qgrid g = llmq_scheme_grid(dst->scheme);
+    if (dst->scheme->symmetry == LLMQ_SYMMETRY_ASYMMETRIC) {
+        dst->zp_lo = g.qmin;
+        dst->zp_hi = g.qmax;
+    } else {
+        dst->zp_lo = dst->zp_hi = llmq_qgrid_symmetric_zero_point(&g);
+    }
+    return llmq_backend_status(ctx, be, "llmq_quantize_dynamic", st);
 }
 
 llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
 {
-    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, false));
+    llmq_backend *be;
+    LLMQ_TRY(check_quantize(ctx, __func__, src, dst, false, &be));
+    if (be->ops->device)
+        return quantize_dynamic_device(ctx, be, src, dst);
     const int64_t n = llmq_tensor_numel(dst->scale);
     /* ranges start at 0: PyTorch widens every range to include 0 anyway */
     const size_t bytes = 2 * (size_t)n * sizeof(float);
@@ -98,14 +122,14 @@ llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llm
     float *hi = lo + n;
     const llmq_quant_job job = make_job(src, dst, dst);
     int64_t bad = -1;
-    llmq_status st = ctx->backend.ops->range(&ctx->backend, &job, lo, hi, &bad);
+    llmq_status st = be->ops->range(be, &job, lo, hi, &bad);
     if (st == LLMQ_OK) {
         const llmq_qgrid g = llmq_scheme_grid(dst->scheme);
         float *scale = dst->scale->data;
         int32_t *zp = dst->zero_point->data;
         for (int64_t i = 0; i < n; i++)
             llmq_qparams_from_range(&g, dst->scheme->symmetry, lo[i], hi[i], &scale[i], &zp[i]);
-        st = ctx->backend.ops->quantize(&ctx->backend, &job, &bad);
+        st = be->ops->quantize(be, &job, &bad);
     }
     llmq_mem_free(ctx, lo);
     if (st == LLMQ_ERR_NON_FINITE)
@@ -115,14 +139,25 @@ llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llm
 
 llmq_status llmq_dequantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
 {
-    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    llmq_backend *be;
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst, &be));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_quantized(src->dtype),
                  "src=%s tensor: must be s8, u8, s4, u4, s2 or u2", llmq_dtype_name(src->dtype));
     LLMQ_REQUIRE(ctx, llmq_dtype_is_float(dst->dtype), "dst=%s tensor: must be f32, f16 or bf16",
                  llmq_dtype_name(dst->dtype));
     LLMQ_TRY(llmq_tensor_check_params(ctx, __func__, "src", src, true));
     const llmq_quant_job job = make_job(src, dst, src);
-    return ctx->backend.ops->dequantize(&ctx->backend, &job);
+    return llmq_backend_status(ctx, be, __func__, be->ops->dequantize(be, &job));
+}
+
+/* Packing runs on host memory only: device tensors are quantized straight to s4 / u4. */
+static llmq_status check_host_pack(llmq_context *ctx, const char *fn, const llmq_backend *be)
+{
+    if (be->ops->pack == NULL || be->ops->unpack == NULL)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "src: device tensors are not packed or unpacked by llmq (quantize to "
+                         "s4 / u4 directly, or copy to the host first)");
+    return LLMQ_OK;
 }
 
 /* The one-code-per-byte dtype that matches a packed dtype. */
@@ -138,7 +173,9 @@ static bool is_packed(llmq_dtype d)
 
 llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
 {
-    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    llmq_backend *be;
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst, &be));
+    LLMQ_TRY(check_host_pack(ctx, __func__, be));
     LLMQ_REQUIRE(ctx, is_packed(dst->dtype), "dst=%s tensor: must be s4, u4, s2 or u2",
                  llmq_dtype_name(dst->dtype));
     LLMQ_REQUIRE(ctx, src->dtype == byte_dtype(dst->dtype),
@@ -150,7 +187,7 @@ llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *ds
     job.qmin = sgn ? -(1 << (bits - 1)) : 0;
     job.qmax = sgn ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
     int64_t bad = -1;
-    const llmq_status st = ctx->backend.ops->pack(&ctx->backend, &job, &bad);
+    const llmq_status st = be->ops->pack(be, &job, &bad);
     if (st == LLMQ_ERR_INVALID_ARG) {
         const uint8_t *b = (const uint8_t *)src->data +
                            (size_t)(bad / src->cols) * src->row_stride + (size_t)(bad % src->cols);
@@ -163,12 +200,14 @@ llmq_status llmq_pack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *ds
 
 llmq_status llmq_unpack(llmq_context *ctx, const llmq_tensor *src, llmq_tensor *dst)
 {
-    LLMQ_TRY(check_pair(ctx, __func__, src, dst));
+    llmq_backend *be;
+    LLMQ_TRY(check_pair(ctx, __func__, src, dst, &be));
+    LLMQ_TRY(check_host_pack(ctx, __func__, be));
     LLMQ_REQUIRE(ctx, is_packed(src->dtype), "src=%s tensor: must be s4, u4, s2 or u2",
                  llmq_dtype_name(src->dtype));
     LLMQ_REQUIRE(ctx, dst->dtype == byte_dtype(src->dtype),
                  "dst=%s tensor: unpacking %s needs %s", llmq_dtype_name(dst->dtype),
                  llmq_dtype_name(src->dtype), llmq_dtype_name(byte_dtype(src->dtype)));
     const llmq_quant_job job = make_job(src, dst, src);
-    return ctx->backend.ops->unpack(&ctx->backend, &job);
+    return be->ops->unpack(be, &job);
 }

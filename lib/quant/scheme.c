@@ -268,6 +268,45 @@ llmq_status llmq_scheme_layout(const llmq_scheme *s, const char *fn, int32_t ndi
     return LLMQ_OK;
 }
 
+/* The parameter tensors of a layout, in t's memory, holding scale 1 and the symmetric zero
+ * point. Device parameters are filled by one upload of host values. */
+static llmq_status new_params(llmq_tensor *t, const llmq_param_layout *l, llmq_qgrid g,
+                              llmq_tensor **scale, llmq_tensor **zp)
+{
+    llmq_context *c = t->ctx;
+    llmq_status st;
+    *scale = *zp = NULL;
+    if (!t->device) {
+        if ((st = llmq_tensor_create(c, LLMQ_DTYPE_F32, l->ndim, l->shape, scale)) == LLMQ_OK &&
+            (st = llmq_tensor_create(c, LLMQ_DTYPE_S32, l->ndim, l->shape, zp)) == LLMQ_OK) {
+            float *sv = (*scale)->data;
+            int32_t *zv = (*zp)->data;
+            for (int64_t i = 0; i < l->count; i++) {
+                sv[i] = 1.0f;
+                zv[i] = llmq_qgrid_symmetric_zero_point(&g);
+            }
+            return LLMQ_OK;
+        }
+    } else {
+        llmq_tensor *hs = NULL, *hz = NULL;
+        if ((st = llmq_tensor_create_device(c, LLMQ_DTYPE_F32, l->ndim, l->shape, scale)) ==
+                LLMQ_OK &&
+            (st = llmq_tensor_create_device(c, LLMQ_DTYPE_S32, l->ndim, l->shape, zp)) ==
+                LLMQ_OK &&
+            (st = new_params(&(llmq_tensor){.ctx = c}, l, g, &hs, &hz)) == LLMQ_OK &&
+            (st = llmq_tensor_copy(c, hs, *scale)) == LLMQ_OK)
+            st = llmq_tensor_copy(c, hz, *zp);
+        llmq_tensor_destroy(hs);
+        llmq_tensor_destroy(hz);
+        if (st == LLMQ_OK)
+            return LLMQ_OK;
+    }
+    llmq_tensor_destroy(*scale);
+    llmq_tensor_destroy(*zp);
+    *scale = *zp = NULL;
+    return st;
+}
+
 llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq_scheme *scheme)
 {
     LLMQ_CHECK_CONTEXT(ctx);
@@ -283,21 +322,11 @@ llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq
     llmq_scheme *s = llmq_mem_alloc(t->ctx, sizeof *s);
     llmq_tensor *scale = NULL, *zp = NULL;
     llmq_status st = LLMQ_ERR_OUT_OF_MEMORY;
-    if (s == NULL)
+    if (s == NULL) {
         st = llmq_fail_oom(ctx, __func__, "scheme", sizeof *s);
-    else if ((st = llmq_tensor_create(t->ctx, LLMQ_DTYPE_F32, l.ndim, l.shape, &scale)) ==
-                 LLMQ_OK &&
-             (st = llmq_tensor_create(t->ctx, LLMQ_DTYPE_S32, l.ndim, l.shape, &zp)) == LLMQ_OK) {
+    } else if ((st = new_params(t, &l, llmq_scheme_grid(&copy), &scale, &zp)) == LLMQ_OK) {
         copy.ctx = t->ctx;
         *s = copy;
-        const llmq_qgrid g = llmq_scheme_grid(s);
-        const int32_t zp0 = llmq_qgrid_symmetric_zero_point(&g);
-        float *sv = scale->data;
-        int32_t *zv = zp->data;
-        for (int64_t i = 0; i < l.count; i++) {
-            sv[i] = 1.0f;
-            zv[i] = zp0;
-        }
         llmq_tensor_destroy(t->scale);
         llmq_tensor_destroy(t->zero_point);
         llmq_mem_free(t->ctx, t->scheme);
@@ -305,11 +334,14 @@ llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq
         t->scale = scale;
         t->zero_point = zp;
         t->map = l.map;
+        scale->owner = t;
+        zp->owner = t;
+        const llmq_qgrid g = llmq_scheme_grid(s);
+        t->zp_lo = t->zp_hi = llmq_qgrid_symmetric_zero_point(&g);
         return LLMQ_OK;
     }
     if (t->ctx != ctx && st != LLMQ_OK)
         llmq_fail(ctx, st, __func__, "%s", llmq_context_last_error(t->ctx));
-    llmq_tensor_destroy(scale);
     llmq_mem_free(t->ctx, s);
     return st;
 }
@@ -354,7 +386,9 @@ llmq_status llmq_tensor_check_params(llmq_context *ctx, const char *fn, const ch
         return llmq_fail(ctx, LLMQ_ERR_STATE, fn,
                          "%s: %s tensor has no scheme (call llmq_tensor_set_scheme first)", name,
                          llmq_dtype_name(q->dtype));
-    if (!values)
+    /* device parameters were checked on their way to the device (llmq_tensor_copy) or written
+     * by the library's kernels */
+    if (!values || q->device)
         return LLMQ_OK;
     const llmq_qgrid g = llmq_scheme_grid(q->scheme);
     const float *s = q->scale->data;

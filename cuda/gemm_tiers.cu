@@ -1,0 +1,601 @@
+/* gemm_tiers.cu - the integer GEMM on tensor cores, C = A * B^T with s8 / u8 A and s8 B
+ * (per tensor / per token x per tensor / per channel, any zero points), two tiers:
+ *
+ * TURING (sm_75, the T4): mma.sync m8n8k16, tiles staged global -> registers -> shared
+ *   memory, double-buffered, ldmatrix fragments.
+ * AMPERE (sm_80+): mma.sync m16n8k32, cp.async multi-stage pipeline, ldmatrix fragments.
+ *
+ * Both handle any M, N, K: rows past M / N and k past K are zero-filled in shared memory; k
+ * and row strides that are not multiples of 16 bytes take a byte-wise loader. Small products
+ * split K over blockIdx.z and add exact int32 partial sums atomically, then one epilogue
+ * kernel finishes them. SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+
+#include "gemm_common.cuh"
+
+namespace llmq_cuda {
+
+namespace {
+
+/* Tile order: groups of 8 tile rows sweep the tile columns, so that neighbouring blocks share
+ * A and B tiles in L2. */
+__device__ __forceinline__ void tile_coords(int tiles_m, int tiles_n, int &tm, int &tn)
+{
+    constexpr int GROUP = 8;
+    const int bid = blockIdx.x;
+    const int per_group = GROUP * tiles_n;
+    const int first = bid / per_group * GROUP;
+    const int size = min(tiles_m - first, GROUP);
+    const int in = bid % per_group;
+    tm = first + in % size;
+    tn = in / size;
+}
+
+/* This block's output tile and k slice. */
+struct block_tile {
+    int m0, n0;       /* first row and column of the tile */
+    int kb, ke;       /* k range of the slice (split-k: blockIdx.z) */
+    int kt_count;     /* k tiles in it */
+};
+
+template <int BM, int BN, int BK>
+__device__ __forceinline__ block_tile block_tile_of(const gemm_params &p)
+{
+    block_tile t;
+    int tm, tn;
+    tile_coords((p.m + BM - 1) / BM, (p.n + BN - 1) / BN, tm, tn);
+    t.m0 = tm * BM;
+    t.n0 = tn * BN;
+    t.kb = blockIdx.z * p.k_split;
+    t.ke = min(p.k, t.kb + p.k_split);
+    t.kt_count = (t.ke - t.kb + BK - 1) / BK;
+    return t;
+}
+
+/* Epilogue staging: each warp owns EPI_ROWS x (WN + EPI_PAD) int32 of shared memory, reused
+ * after the main loop; the padding spreads the fragment writes over the banks. */
+constexpr int EPI_ROWS = 16, EPI_PAD = 8;
+
+/* Where a thread's 16-byte chunks of a BM x BK (or BN x BK) tile come from and go to. The
+ * chunks of thread t are rows t / CPR + i * (THREADS / CPR), column chunk t % CPR: the rows of
+ * one thread differ by a multiple of 8, so they share one swizzle. */
+template <int ROWS, int BK, int THREADS> struct tile_loader {
+    static constexpr int CPR = BK / 16, STEP = THREADS / CPR, CHUNKS = ROWS * CPR / THREADS;
+    static_assert(ROWS * CPR % THREADS == 0 && STEP % 8 == 0, "whole chunks, shared swizzle");
+    const int8_t *src;  /* row (r0) at k = 16 * chunk */
+    size_t step_bytes;  /* STEP rows of the source */
+    int soff;           /* shared-memory offset of the first chunk */
+    int rows_left;      /* valid rows from r0 on (rows past the matrix are zero-filled) */
+    int kc;             /* 16 * chunk */
+
+    __device__ __forceinline__ void init(const int8_t *base, size_t ld, int row0, int nrows,
+                                         int tid)
+    {
+        const int r0 = tid / CPR, c = tid % CPR;
+        kc = 16 * c;
+        src = base + (size_t)(row0 + r0) * ld + kc;
+        step_bytes = (size_t)STEP * ld;
+        soff = r0 * BK + swizzle<BK>(r0, c) * 16;
+        rows_left = nrows - row0 - r0;
+    }
+
+    /* Chunk i of the k tile at k0, from registers (the TURING path); kok: k0 + kc < ke. */
+    template <bool ALIGNED>
+    __device__ __forceinline__ uint4 fetch(int i, int k0, int ke, bool kok) const
+    {
+        const int8_t *s = src + i * step_bytes + k0;
+        if (!kok || i * STEP >= rows_left)
+            return make_uint4(0, 0, 0, 0);
+        if (ALIGNED)
+            return *reinterpret_cast<const uint4 *>(s);
+        return load16_any(s - (k0 + kc), k0 + kc, ke);
+    }
+
+    /* The whole k tile at k0 into shared memory at tile_base: cp.async when ALIGNED (sm_80+;
+     * zero-filled copies point at any_valid), else loads and stores. */
+    template <bool ALIGNED>
+    __device__ __forceinline__ void issue(uint32_t tile_base, int k0, int ke,
+                                          const int8_t *any_valid) const
+    {
+        const bool kok = k0 + kc < ke;
+#pragma unroll
+        for (int i = 0; i < CHUNKS; i++) {
+            const bool ok = kok && i * STEP < rows_left;
+            const int8_t *s = src + i * step_bytes + k0;
+            const uint32_t dst = tile_base + soff + i * STEP * BK;
+            if (ALIGNED) {
+                cp_async16(dst, ok ? s : any_valid, ok ? 16 : 0);
+            } else {
+                const uint4 v = ok ? load16_any(s - (k0 + kc), k0 + kc, ke)
+                                   : make_uint4(0, 0, 0, 0);
+                asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(v.x),
+                             "r"(v.y), "r"(v.z), "r"(v.w));
+            }
+        }
+    }
+};
+
+/* ---------------- TURING: m8n8k16, register-staged double buffer ---------------- */
+
+template <int BM, int BN, int BK, int WM, int WN, int MINB, bool ALIGNED>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
+    gemm_turing_kernel(const __grid_constant__ gemm_params p)
+{
+    constexpr int WARPS_N = BN / WN;
+    constexpr int THREADS = (BM / WM) * WARPS_N * 32;
+    constexpr int MI = WM / 8, NI = WN / 8, KS = BK / 16;
+    using LA = tile_loader<BM, BK, THREADS>;
+    using LB = tile_loader<BN, BK, THREADS>;
+    static_assert(MI % 4 == 0 && NI % 4 == 0, "warp tiles of multiples of 32");
+    static_assert((BM / WM) * WARPS_N * EPI_ROWS * (WN + EPI_PAD) * 4 <= 2 * (BM + BN) * BK,
+                  "epilogue staging fits in the pipeline's shared memory");
+    __shared__ __align__(128) int8_t smem[2][(BM + BN) * BK];
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const block_tile bt = block_tile_of<BM, BN, BK>(p);
+    const int m0 = bt.m0, n0 = bt.n0, kb = bt.kb, ke = bt.ke, kt_count = bt.kt_count;
+    LA la;
+    LB lb;
+    la.init(p.a, p.lda, m0, p.m, tid);
+    lb.init(p.b, p.ldb, n0, p.n, tid);
+
+    uint4 ra[LA::CHUNKS], rb[LB::CHUNKS];
+    auto gload = [&](int kt) {
+        const int k0 = kb + kt * BK;
+        const bool kok = k0 + la.kc < ke;
+#pragma unroll
+        for (int i = 0; i < LA::CHUNKS; i++)
+            ra[i] = la.template fetch<ALIGNED>(i, k0, ke, kok);
+#pragma unroll
+        for (int i = 0; i < LB::CHUNKS; i++)
+            rb[i] = lb.template fetch<ALIGNED>(i, k0, ke, kok);
+    };
+    auto sstore = [&](int stage) {
+#pragma unroll
+        for (int i = 0; i < LA::CHUNKS; i++)
+            *reinterpret_cast<uint4 *>(&smem[stage][la.soff + i * LA::STEP * BK]) = ra[i];
+#pragma unroll
+        for (int i = 0; i < LB::CHUNKS; i++)
+            *reinterpret_cast<uint4 *>(&smem[stage][BM * BK + lb.soff + i * LB::STEP * BK]) =
+                rb[i];
+    };
+
+    int32_t acc[MI][NI][2];
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+            acc[mi][ni][0] = acc[mi][ni][1] = 0;
+
+    if (kt_count > 0) {
+        gload(0);
+        sstore(0);
+    }
+    __syncthreads();
+    for (int kt = 0; kt < kt_count; kt++) {
+        if (kt + 1 < kt_count)
+            gload(kt + 1); /* in flight while this stage computes */
+        const int8_t *sa = smem[kt & 1], *sb = smem[kt & 1] + BM * BK;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+            uint32_t af[MI], bf[NI];
+#pragma unroll
+            for (int i = 0; i < MI / 4; i++) {
+                const int row = wm * WM + i * 32 + lane; /* lane = matrix * 8 + row in it */
+                ldmatrix_x4(smem_addr(sa + row * BK + swizzle<BK>(row, ks) * 16), af[4 * i],
+                            af[4 * i + 1], af[4 * i + 2], af[4 * i + 3]);
+            }
+#pragma unroll
+            for (int i = 0; i < NI / 4; i++) {
+                const int row = wn * WN + i * 32 + lane;
+                ldmatrix_x4(smem_addr(sb + row * BK + swizzle<BK>(row, ks) * 16), bf[4 * i],
+                            bf[4 * i + 1], bf[4 * i + 2], bf[4 * i + 3]);
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+                af[mi] ^= p.a_flip;
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+                    mma_m8n8k16(acc[mi][ni], af[mi], bf[ni]);
+        }
+        if (kt + 1 < kt_count)
+            sstore((kt + 1) & 1);
+        __syncthreads();
+    }
+
+    /* accumulator (mi, ni): row gid of the m8 block, columns 2 tig, 2 tig + 1; staged 16 rows
+     * (two m8 blocks) at a time */
+    const int gid = lane >> 2, tig = lane & 3;
+    constexpr int LD = WN + EPI_PAD;
+    int32_t *ws = reinterpret_cast<int32_t *>(&smem[0][0]) + warp * EPI_ROWS * LD;
+#pragma unroll
+    for (int pass = 0; pass < WM / EPI_ROWS; pass++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+                *reinterpret_cast<int2 *>(ws + (h * 8 + gid) * LD + ni * 8 + tig * 2) =
+                    make_int2(acc[2 * pass + h][ni][0], acc[2 * pass + h][ni][1]);
+        __syncwarp();
+        finish_rows(p, ws, LD, EPI_ROWS, WN, m0 + wm * WM + pass * EPI_ROWS, n0 + wn * WN);
+        __syncwarp();
+    }
+}
+
+/* ---------------- AMPERE: m16n8k32, cp.async pipeline of STAGES tiles ---------------- */
+
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
+    gemm_ampere_kernel(const __grid_constant__ gemm_params p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    constexpr int WARPS_N = BN / WN;
+    constexpr int THREADS = (BM / WM) * WARPS_N * 32;
+    constexpr int MI = WM / 16, NI = WN / 8, KS = BK / 32;
+    constexpr int STAGE_BYTES = (BM + BN) * BK;
+    using LA = tile_loader<BM, BK, THREADS>;
+    using LB = tile_loader<BN, BK, THREADS>;
+    static_assert(NI % 2 == 0, "B fragments are loaded in pairs");
+    static_assert((BM / WM) * WARPS_N * EPI_ROWS * (WN + EPI_PAD) * 4 <= STAGES * STAGE_BYTES,
+                  "epilogue staging fits in the pipeline's shared memory");
+    extern __shared__ __align__(128) int8_t smem[];
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const block_tile bt = block_tile_of<BM, BN, BK>(p);
+    const int m0 = bt.m0, n0 = bt.n0, kb = bt.kb, ke = bt.ke, kt_count = bt.kt_count;
+    LA la;
+    LB lb;
+    la.init(p.a, p.lda, m0, p.m, tid);
+    lb.init(p.b, p.ldb, n0, p.n, tid);
+    const uint32_t sbase = smem_addr(smem);
+
+    auto load_stage = [&](int stage, int kt) {
+        const int k0 = kb + kt * BK;
+        const uint32_t sa = sbase + stage * STAGE_BYTES;
+        la.template issue<ALIGNED>(sa, k0, ke, p.a);
+        lb.template issue<ALIGNED>(sa + BM * BK, k0, ke, p.b);
+    };
+
+    int32_t acc[MI][NI][4];
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[mi][ni][e] = 0;
+
+    /* ldmatrix row addresses that do not depend on the stage: A matrices are rows 0-7 / 8-15
+     * at k 0-15, then the same rows at k 16-31; B matrices are n 0-7 at k 0-15 / 16-31, then
+     * n 8-15 at k 0-15 / 16-31 */
+    const int a_row = wm * WM + (lane & 15), a_half = lane >> 4;
+    const int b_row = wn * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < kt_count)
+            load_stage(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < kt_count; kt++) {
+        cp_async_wait<STAGES - 2>(); /* tile kt has landed (this thread's part) */
+        __syncthreads();             /* ... everyone's; and stage (kt - 1) is free again */
+        const int next = kt + STAGES - 1;
+        if (next < kt_count)
+            load_stage(next % STAGES, next);
+        cp_async_commit();
+        const uint32_t sa = sbase + (kt % STAGES) * STAGE_BYTES, sb = sa + BM * BK;
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++) {
+            uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                const int row = a_row + mi * 16;
+                ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
+                            af[mi][1], af[mi][2], af[mi][3]);
+            }
+#pragma unroll
+            for (int nj = 0; nj < NI / 2; nj++) {
+                const int row = b_row + nj * 16;
+                ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16,
+                            bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    af[mi][e] ^= p.a_flip;
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+                    mma_m16n8k32(acc[mi][ni], af[mi], bf[ni]);
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads(); /* the pipeline's shared memory becomes the epilogue's */
+
+    /* accumulator (mi, ni): rows gid and gid + 8 of the m16 block, columns 2 tig, 2 tig + 1;
+     * staged one m16 block (EPI_ROWS rows) at a time */
+    const int gid = lane >> 2, tig = lane & 3;
+    constexpr int LD = WN + EPI_PAD;
+    int32_t *ws = reinterpret_cast<int32_t *>(smem) + warp * EPI_ROWS * LD;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++) {
+            *reinterpret_cast<int2 *>(ws + gid * LD + ni * 8 + tig * 2) =
+                make_int2(acc[mi][ni][0], acc[mi][ni][1]);
+            *reinterpret_cast<int2 *>(ws + (gid + 8) * LD + ni * 8 + tig * 2) =
+                make_int2(acc[mi][ni][2], acc[mi][ni][3]);
+        }
+        __syncwarp();
+        finish_rows(p, ws, LD, EPI_ROWS, WN, m0 + wm * WM + mi * 16, n0 + wn * WN);
+        __syncwarp();
+    }
+#else
+    (void)p;
+    __trap();
+#endif
+}
+
+/* Split-k: the exact sums are complete; apply the epilogue. */
+__global__ void split_epilogue_kernel(const gemm_params p)
+{
+    const int64_t total = (int64_t)p.m * p.n;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int m = (int)(i / p.n), n = (int)(i - (int64_t)m * p.n);
+        store_out(p, m, n, p.partial[i], load_row(p, m), load_col(p, n));
+    }
+}
+
+/* sum over k of the row's codes as s8 (after flipping the top bit of u8 codes). */
+__global__ void row_sums_kernel(const int8_t *x, size_t ld, int rows, int k, uint32_t flip,
+                                int32_t *out)
+{
+    const int lane = threadIdx.x & 31;
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int warps = (gridDim.x * blockDim.x) >> 5;
+    const uint8_t f = (uint8_t)(flip & 0xff);
+    for (int r = warp; r < rows; r += warps) {
+        const int8_t *row = x + (size_t)r * ld;
+        int32_t s = 0;
+        for (int i = lane; i < k; i += 32)
+            s += (int8_t)((uint8_t)row[i] ^ f);
+        for (int off = 16; off > 0; off >>= 1)
+            s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (lane == 0)
+            out[r] = s;
+    }
+}
+
+/* Per-kernel setup that needs the host once per process and device: dynamic shared memory
+ * beyond 48 KB must be opted into. Re-setting it is harmless, so no global state is kept. */
+template <typename K> cudaError_t allow_smem(K kernel, int bytes)
+{
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+
+int grid_tiles(const gemm_params &p, int bm, int bn)
+{
+    return ((p.m + bm - 1) / bm) * ((p.n + bn - 1) / bn);
+}
+
+template <int BM, int BN, int BK, int WM, int WN, int MINB = 1>
+llmq_status run_turing(state *s, const gemm_params &p, bool aligned, int splits)
+{
+    constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
+    const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
+    if (aligned)
+        gemm_turing_kernel<BM, BN, BK, WM, WN, MINB, true><<<grid, THREADS, 0, s->stream>>>(p);
+    else
+        gemm_turing_kernel<BM, BN, BK, WM, WN, MINB, false><<<grid, THREADS, 0, s->stream>>>(p);
+    return check_launch(s, "gemm_turing_kernel");
+}
+
+template <int BM, int BN, int BK, int WM, int WN, int STAGES>
+llmq_status run_ampere(state *s, const gemm_params &p, bool aligned, int splits)
+{
+    constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
+    constexpr int SMEM = STAGES * (BM + BN) * BK;
+    const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
+    cudaError_t e;
+    if (aligned) {
+        auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true>;
+        if ((e = allow_smem(k, SMEM)) != cudaSuccess)
+            return fail(s, e, "cudaFuncSetAttribute");
+        k<<<grid, THREADS, SMEM, s->stream>>>(p);
+    } else {
+        auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false>;
+        if ((e = allow_smem(k, SMEM)) != cudaSuccess)
+            return fail(s, e, "cudaFuncSetAttribute");
+        k<<<grid, THREADS, SMEM, s->stream>>>(p);
+    }
+    return check_launch(s, "gemm_ampere_kernel");
+}
+
+/* Tile configurations: (BM, BN, BK) and the k-split that fills the GPU for small products. */
+struct config {
+    int bm, bn, bk;
+};
+
+int choose_splits(const state *s, const gemm_params &p, const config &c)
+{
+    const int tiles = grid_tiles(p, c.bm, c.bn);
+    const int k_tiles = (p.k + c.bk - 1) / c.bk;
+    if (tiles >= s->sms || k_tiles < 8)
+        return 1;
+    int splits = (2 * s->sms + tiles - 1) / tiles;
+    const int max_splits = k_tiles / 4; /* at least 4 k tiles per slice */
+    splits = splits < max_splits ? splits : max_splits;
+    return splits < 1 ? 1 : splits;
+}
+
+} /* namespace */
+
+#ifdef LLMQ_CUDA_TUNING
+/* Tuning builds only: $LLMQ_CUDA_TUNE picks another tile configuration (docs/cuda.md). */
+static int tune_choice()
+{
+    const char *v = getenv("LLMQ_CUDA_TUNE");
+    return v != nullptr ? atoi(v) : 0;
+}
+#endif
+
+llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int splits)
+{
+#ifdef LLMQ_CUDA_TUNING
+    switch (tune_choice()) {
+    case 11: return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
+    case 13: return run_turing<128, 256, 64, 64, 64, 1>(s, p, aligned, splits);
+    case 14: return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
+    case 30: return run_turing<128, 256, 64, 64, 32, 1>(s, p, aligned, splits);
+    case 31: return run_turing<256, 128, 64, 64, 32, 1>(s, p, aligned, splits);
+    default: break;
+    }
+#endif
+    if (p.m >= 128 && p.n >= 128) /* 4 warps of 64 x 64, 2 blocks per SM (docs/cuda.md) */
+        return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
+    return run_turing<32, 128, 64, 32, 32>(s, p, aligned, splits);
+}
+
+llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int splits)
+{
+#ifdef LLMQ_CUDA_TUNING
+    switch (tune_choice()) {
+    case 1: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 2: return run_ampere<256, 128, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 3: return run_ampere<128, 256, 128, 64, 64, 3>(s, p, aligned, splits);
+    case 4: return run_ampere<128, 128, 128, 64, 64, 4>(s, p, aligned, splits);
+    case 5: return run_ampere<128, 128, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 6: return run_ampere<128, 256, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 7: return run_ampere<128, 128, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 8: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
+    case 9: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 20: return run_ampere<128, 256, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 21: return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 22: return run_ampere<256, 128, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 23: return run_ampere<128, 256, 128, 64, 32, 3>(s, p, aligned, splits);
+    case 24: return run_ampere<256, 128, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 25: return run_ampere<128, 128, 64, 32, 64, 4>(s, p, aligned, splits);
+    default: break;
+    }
+#endif
+    if (p.m >= 128 && p.n >= 256) /* 16 warps of 32 x 64 (docs/cuda.md) */
+        return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
+    return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
+}
+
+static config config_for(const state *s, const gemm_params &p)
+{
+    if (s->tier == TIER_AMPERE)
+        return p.m >= 128 && p.n >= 256 ? config{128, 256, 64} : config{64, 128, 128};
+    return p.m >= 128 && p.n >= 128 ? config{128, 128, 64} : config{32, 128, 64};
+}
+
+static bool is_8bit_uniform(const llmq_matmul_job *j)
+{
+    return (j->a.dtype == LLMQ_DTYPE_S8 || j->a.dtype == LLMQ_DTYPE_U8) &&
+           j->b.dtype == LLMQ_DTYPE_S8 && !j->b_kn && j->a_uniform_k && j->b_uniform_k &&
+           j->m <= INT32_MAX && j->n <= INT32_MAX && j->k <= INT32_MAX;
+}
+
+llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
+{
+    *taken = false;
+    if (!is_8bit_uniform(j))
+        return LLMQ_OK;
+    *taken = true;
+    gemm_params p{};
+    p.m = (int)j->m;
+    p.n = (int)j->n;
+    p.k = (int)j->k;
+    p.a = static_cast<const int8_t *>(j->a.data);
+    p.lda = j->a.stride;
+    p.b = static_cast<const int8_t *>(j->b.data);
+    p.ldb = j->b.stride;
+    p.c = j->c_data;
+    p.ldc = j->c.stride;
+    const bool a_u8 = j->a.dtype == LLMQ_DTYPE_U8;
+    p.a_flip = a_u8 ? 0x80808080u : 0u;
+    p.a_off = a_u8 ? 128 : 0;
+    p.c_dtype = j->c.dtype;
+    switch (j->c.dtype) {
+    case LLMQ_DTYPE_S32: p.out = OUT_S32; break;
+    case LLMQ_DTYPE_F32: p.out = OUT_F32; break;
+    case LLMQ_DTYPE_F16: p.out = OUT_F16; break;
+    case LLMQ_DTYPE_BF16: p.out = OUT_BF16; break;
+    default: p.out = OUT_Q8; break;
+    }
+    p.sa = j->a.scale;
+    p.za = j->a.zero_point;
+    p.amap = j->a.map;
+    p.sb = j->b.scale;
+    p.zb = j->b.zero_point;
+    p.bmap = j->b.map;
+    p.bias = j->bias;
+    if (p.out == OUT_Q8) {
+        p.sc = j->c.scale;
+        p.zc = j->c.zero_point;
+        p.cmap = j->c.map;
+        p.qmin = j->c.qmin;
+        p.qmax = j->c.qmax;
+        p.requant_multiplier = j->requant == LLMQ_REQUANT_MULTIPLIER;
+    }
+    const bool need_rowsum = !(j->b.zp_lo == 0 && j->b.zp_hi == 0);
+    const bool need_colsum = !(j->a.zp_lo == p.a_off && j->a.zp_hi == p.a_off);
+    const config c = config_for(s, p);
+    const int splits = choose_splits(s, p, c);
+    const size_t sums = (need_rowsum ? (size_t)p.m : 0) + (need_colsum ? (size_t)p.n : 0);
+    const size_t partial = splits > 1 ? (size_t)p.m * p.n : 0;
+    if (sums + partial > 0) {
+        void *ws;
+        LLMQ_TRY(workspace(s, (sums + partial) * sizeof(int32_t), &ws));
+        int32_t *w = static_cast<int32_t *>(ws);
+        if (partial > 0) {
+            p.partial = w;
+            w += partial;
+            const cudaError_t e =
+                cudaMemsetAsync(p.partial, 0, partial * sizeof(int32_t), s->stream);
+            if (e != cudaSuccess)
+                return fail(s, e, "cudaMemsetAsync");
+        }
+        const int blocks = s->sms * 8;
+        if (need_rowsum) {
+            p.rowsum_a = w;
+            row_sums_kernel<<<blocks, 256, 0, s->stream>>>(p.a, p.lda, p.m, p.k,
+                                                           p.a_flip, w);
+            LLMQ_TRY(check_launch(s, "row_sums_kernel"));
+            w += p.m;
+        }
+        if (need_colsum) {
+            p.colsum_b = w;
+            row_sums_kernel<<<blocks, 256, 0, s->stream>>>(p.b, p.ldb, p.n, p.k, 0u, w);
+            LLMQ_TRY(check_launch(s, "row_sums_kernel"));
+        }
+    }
+    const bool aligned = p.k % 16 == 0 && p.lda % 16 == 0 && p.ldb % 16 == 0 &&
+                         (uintptr_t)p.a % 16 == 0 && (uintptr_t)p.b % 16 == 0;
+    const int k_tiles = (p.k + c.bk - 1) / c.bk;
+    p.k_split = splits > 1 ? (k_tiles + splits - 1) / splits * c.bk : p.k;
+    const int real_splits = splits > 1 ? (p.k + p.k_split - 1) / p.k_split : 1;
+    if (s->tier == TIER_AMPERE)
+        LLMQ_TRY(launch_ampere(s, p, aligned, real_splits));
+    else
+        LLMQ_TRY(launch_turing(s, p, aligned, real_splits));
+    if (p.partial == nullptr)
+        return LLMQ_OK;
+    gemm_params q = p;
+    const int64_t total = (int64_t)p.m * p.n;
+    const int64_t blocks = (total + 255) / 256;
+    split_epilogue_kernel<<<(unsigned)(blocks < s->sms * 16 ? blocks : s->sms * 16), 256, 0,
+                            s->stream>>>(q);
+    return check_launch(s, "split_epilogue_kernel");
+}
+
+} /* namespace llmq_cuda */
