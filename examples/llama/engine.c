@@ -31,8 +31,19 @@ static int linear_open(llama *m, llama_linear *l, const char *name)
     return 0;
 }
 
+static void device_buffers_close(llama_linear *l)
+{
+    llmq_tensor_destroy(l->x_dev);
+    llmq_tensor_destroy(l->y_dev);
+    llmq_tensor_destroy(l->act_dev);
+    l->x_dev = l->y_dev = l->act_dev = NULL;
+    l->dev_rows = 0;
+}
+
 static void linear_close(llama_linear *l)
 {
+    device_buffers_close(l);
+    llmq_tensor_destroy(l->wq_dev);
     llmq_tensor_destroy(l->w);
     llmq_tensor_destroy(l->wq);
     llmq_tensor_destroy(l->act_q);
@@ -65,6 +76,7 @@ int llama_open(llama *m, llmq_context *ctx, const char *path, int max_batch)
 {
     memset(m, 0, sizeof *m);
     m->ctx = ctx;
+    m->device = strncmp(llmq_context_backend_name(ctx), "cuda", 4) == 0;
     llmq_status st = llmq_model_open(ctx, path, &m->file);
     if (st != LLMQ_OK)
         return fail(ctx, path, st);
@@ -162,6 +174,9 @@ int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights
     llmq_tensor_destroy(l->act_q);
     llmq_scheme_destroy(l->act);
     llmq_quantizer_destroy(l->calib);
+    llmq_tensor_destroy(l->wq_dev);
+    device_buffers_close(l);
+    l->wq_dev = NULL;
     l->wq = l->act_q = NULL;
     l->act = NULL;
     l->calib = NULL;
@@ -173,6 +188,10 @@ int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights
     llmq_status st = llmq_tensor_create_quantized(m->ctx, weights, 2, shape, &l->wq);
     if (st == LLMQ_OK)
         st = llmq_quantize_dynamic(m->ctx, l->w, l->wq);
+    if (st == LLMQ_OK && m->device) /* upload once: the copy carries scheme and parameters */
+        st = llmq_tensor_create_device(m->ctx, llmq_scheme_dtype(weights), 2, shape, &l->wq_dev);
+    if (st == LLMQ_OK && m->device)
+        st = llmq_tensor_copy(m->ctx, l->wq, l->wq_dev);
     if (st != LLMQ_OK)
         return fail(m->ctx, l->name, st);
     if (activations == NULL)
@@ -188,6 +207,61 @@ int llama_linear_configure(llama *m, llama_linear *l, const llmq_scheme *weights
     if (st == LLMQ_OK)
         st = llmq_scheme_set_axis(l->act, llmq_scheme_axis(activations));
     return st == LLMQ_OK ? 0 : fail(m->ctx, l->name, st);
+}
+
+/* The host template of a static layer's quantized activations: scheme and calibrated
+ * parameters bound to an [n, in] tensor. */
+static llmq_status static_template(llmq_context *ctx, llama_linear *l, const int64_t *xs)
+{
+    if (l->act_q != NULL && l->act_rows == xs[0])
+        return LLMQ_OK;
+    llmq_tensor_destroy(l->act_q);
+    l->act_q = NULL;
+    l->act_rows = xs[0];
+    llmq_status st = llmq_tensor_create_quantized(ctx, l->act, 2, xs, &l->act_q);
+    if (st == LLMQ_OK)
+        st = llmq_quantizer_apply(ctx, l->calib, l->act_q);
+    return st;
+}
+
+/* The same product on the device: x copied up, activations quantized and the product taken
+ * there, y copied back (the copy waits for the stream). */
+static llmq_status linear_device(llama *m, llama_linear *l, const llmq_tensor *xt,
+                                 llmq_tensor *yt, int quantize_act)
+{
+    llmq_context *ctx = m->ctx;
+    const int64_t n = llmq_tensor_dim(xt, 0), xs[2] = {n, l->in}, ys[2] = {n, l->out};
+    llmq_status st = LLMQ_OK;
+    if (l->dev_rows != n || (quantize_act && l->act_dev == NULL)) {
+        device_buffers_close(l);
+        st = llmq_tensor_create_device(ctx, LLMQ_DTYPE_F32, 2, xs, &l->x_dev);
+        if (st == LLMQ_OK)
+            st = llmq_tensor_create_device(ctx, LLMQ_DTYPE_F32, 2, ys, &l->y_dev);
+        if (st == LLMQ_OK && quantize_act) {
+            st = llmq_tensor_create_device(ctx, llmq_scheme_dtype(l->act), 2, xs, &l->act_dev);
+            if (st == LLMQ_OK && l->act_static) { /* the calibrated parameters, uploaded */
+                st = static_template(ctx, l, xs);
+                if (st == LLMQ_OK)
+                    st = llmq_tensor_copy(ctx, l->act_q, l->act_dev);
+            } else if (st == LLMQ_OK) {
+                st = llmq_tensor_set_scheme(ctx, l->act_dev, l->act);
+            }
+        }
+        l->dev_rows = n;
+    }
+    if (st == LLMQ_OK)
+        st = llmq_tensor_copy(ctx, xt, l->x_dev);
+    const llmq_tensor *a = l->x_dev;
+    if (st == LLMQ_OK && quantize_act) {
+        st = l->act_static ? llmq_quantize(ctx, l->x_dev, l->act_dev)
+                           : llmq_quantize_dynamic(ctx, l->x_dev, l->act_dev);
+        a = l->act_dev;
+    }
+    if (st == LLMQ_OK)
+        st = llmq_matmul(ctx, a, l->wq_dev, NULL, l->y_dev);
+    if (st == LLMQ_OK)
+        st = llmq_tensor_copy(ctx, l->y_dev, yt);
+    return st;
 }
 
 /* y[n, out] = x[n, in] W^T */
@@ -213,16 +287,22 @@ static int linear(llama *m, llama_linear *l, const float *x, int64_t n, float *y
     llmq_status st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, xs, (void *)x, 0, &xt);
     if (st == LLMQ_OK)
         st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, ys, y, 0, &yt);
-    const llmq_tensor *a = xt;
     /* static layers run with float activations until their calibration is done */
     const int quantize_act = l->act != NULL && (!l->act_static || l->calibrated);
+    if (st == LLMQ_OK && m->device) {
+        st = linear_device(m, l, xt, yt, quantize_act);
+        llmq_tensor_destroy(xt);
+        llmq_tensor_destroy(yt);
+        return st == LLMQ_OK ? 0 : fail(ctx, l->name, st);
+    }
+    const llmq_tensor *a = xt;
     if (st == LLMQ_OK && quantize_act) {
-        if (l->act_rows != n) {
+        if (l->act_static) { /* the calibrated scale and zero point */
+            st = static_template(ctx, l, xs);
+        } else if (l->act_rows != n) {
             llmq_tensor_destroy(l->act_q);
             l->act_q = NULL;
             st = llmq_tensor_create_quantized(ctx, l->act, 2, xs, &l->act_q);
-            if (st == LLMQ_OK && l->act_static) /* the calibrated scale and zero point */
-                st = llmq_quantizer_apply(ctx, l->calib, l->act_q);
             l->act_rows = n;
         }
         if (st == LLMQ_OK)

@@ -26,6 +26,9 @@ typedef struct llama_linear {
     int calibrated;
     llmq_tensor *act_q;   /* quantized activations of the last batch size */
     int64_t act_rows;
+    /* on a device context: the weights uploaded once, and device buffers of the last batch */
+    llmq_tensor *wq_dev, *x_dev, *y_dev, *act_dev;
+    int64_t dev_rows;
 } llama_linear;
 
 typedef struct llama_layer {
@@ -46,6 +49,7 @@ typedef struct llama {
     int max_batch, max_pos; /* rows of one forward; positions the cache holds */
     float *kcache, *vcache; /* [layer][pos][kv_dim] */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2, *scores;
+    int device; /* a CUDA context: quantized linear layers run on the device */
     llama_observe_fn observe;
     void *observe_user;
 } llama;
