@@ -30,6 +30,7 @@ llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_is
         if (ops->isa <= limit || i + 1 == n) {
             ctx->backend.ops = ops;
             ctx->backend.state = NULL;
+            ctx->backend.ctx = ctx;
             return LLMQ_OK;
         }
     }

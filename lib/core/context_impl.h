@@ -12,10 +12,16 @@
 #define LLMQ_ERROR_MESSAGE_SIZE 512
 #define LLMQ_ALIGNMENT 64
 
+struct llmq_pool;
+
 struct llmq_context {
     llmq_allocator allocator;
     llmq_backend backend;
     llmq_cpu_isa host_isa;
+    int threads;             /* llmq_context_set_threads(); 1 by default */
+    struct llmq_pool *pool;  /* threads - 1 workers, NULL when threads == 1 */
+    void *scratch;           /* llmq_scratch(): kernel workspace kept between calls */
+    size_t scratch_size;
     char last_error[LLMQ_ERROR_MESSAGE_SIZE];
 };
 

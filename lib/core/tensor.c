@@ -5,6 +5,7 @@
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "core/tensor_impl.h"
+#include "llmq/gemm.h"
 
 static const struct {
     const char *name;
@@ -193,6 +194,7 @@ void llmq_tensor_destroy(llmq_tensor *t)
     llmq_context *ctx = t->ctx;
     llmq_tensor_destroy(t->scale);
     llmq_tensor_destroy(t->zero_point);
+    llmq_mem_free(ctx, t->packed);
     llmq_mem_free(ctx, t->scheme);
     if (t->owns_data)
         llmq_mem_free(ctx, t->data);
@@ -238,4 +240,19 @@ size_t llmq_tensor_row_stride(const llmq_tensor *t)
 size_t llmq_tensor_nbytes(const llmq_tensor *t)
 {
     return t != NULL ? (size_t)(t->rows - 1) * t->row_stride + t->row_bytes : 0;
+}
+
+llmq_status llmq_tensor_check_unpacked(llmq_context *ctx, const char *fn, const char *name,
+                                       const llmq_tensor *t)
+{
+    if (t != NULL && t->packed != NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "%s=packed: a tensor from llmq_matmul_pack_weights() is only usable as "
+                         "the weights of llmq_matmul", name);
+    return LLMQ_OK;
+}
+
+int32_t llmq_tensor_is_packed(const llmq_tensor *t)
+{
+    return t != NULL && t->packed != NULL;
 }

@@ -23,7 +23,14 @@ struct llmq_tensor {
     llmq_scheme *scheme;
     llmq_tensor *scale, *zero_point;
     llmq_param_map map;
+    /* llmq_matmul_pack_weights(): weights in the kernels' panel layout (owned; data points at
+     * packed->panels), usable only as the B operand of llmq_matmul */
+    llmq_packed_b *packed;
 };
+
+/* Refuse a packed weight where a plain tensor is needed (message names `name`). */
+llmq_status llmq_tensor_check_unpacked(llmq_context *ctx, const char *fn, const char *name,
+                                       const llmq_tensor *t);
 
 /* Packed bytes of n elements of dtype: ceil(n * bits / 8); false on overflow. */
 bool llmq_dtype_row_bytes(llmq_dtype dtype, int64_t n, size_t *bytes);

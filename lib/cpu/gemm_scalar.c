@@ -40,6 +40,8 @@ static inline int64_t param_at(const llmq_matmul_operand *o, int64_t row, int64_
 /* B's code and parameter index for output channel n and reduction index k. */
 static inline int32_t b_code(const llmq_matmul_job *j, int64_t n, int64_t k)
 {
+    if (j->b.packed != NULL)
+        return llmq_packed_code(j->b.packed, n, k);
     return j->b_kn ? code_at(&j->b, k, n) : code_at(&j->b, n, k);
 }
 

@@ -24,6 +24,8 @@ static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tens
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%s: shape differs from src=%s",
                          llmq_shape_str(dst, a, sizeof a), llmq_shape_str(src, b, sizeof b));
     }
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "src", src));
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "dst", dst));
     if (overlap(src, dst))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
                          src->data);

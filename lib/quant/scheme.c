@@ -244,6 +244,7 @@ llmq_status llmq_tensor_set_scheme(llmq_context *ctx, llmq_tensor *t, const llmq
     LLMQ_CHECK_CONTEXT(ctx);
     LLMQ_REQUIRE(ctx, t != NULL, "t=NULL: must be a tensor");
     LLMQ_REQUIRE(ctx, scheme != NULL, "scheme=NULL: must be a scheme");
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, __func__, "t", t));
     LLMQ_REQUIRE(ctx, t->dtype == scheme->dtype, "t=%s tensor: scheme quantizes to %s",
                  llmq_dtype_name(t->dtype), llmq_dtype_name(scheme->dtype));
     llmq_param_layout l;
