@@ -7,8 +7,19 @@
 #include "core/fail.h"
 #include "cpu/cpu_backends.h"
 
-/* CPU tiers, most specialised first; the scalar reference is always last and never capped. */
+/* CPU tiers, most specialised first; the scalar reference is always last and never capped.
+ * A tier is taken when it is at most min(host tier, cap): the host tier comes from CPUID and
+ * XGETBV at context creation, so no instruction of a tier runs on a host without it. */
 static const llmq_backend_ops *const cpu_backends[] = {
+#if defined(LLMQ_HAVE_CPU_AVX512)
+    &llmq_cpu_avx512_ops,
+#endif
+#if defined(LLMQ_HAVE_CPU_AVXVNNI)
+    &llmq_cpu_avxvnni_ops,
+#endif
+#if defined(LLMQ_HAVE_CPU_AVX2)
+    &llmq_cpu_avx2_ops,
+#endif
     &llmq_cpu_scalar_ops,
 };
 

@@ -87,7 +87,7 @@ static void write_codes(void *row, llmq_dtype dt, int64_t c0, const uint8_t *cod
     llmq_pack_codes(row, c0, codes, n, bits);
 }
 
-static llmq_status scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
+llmq_status llmq_cpu_scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
                                    int64_t *bad_index)
 {
     (void)be;
@@ -141,7 +141,7 @@ static void read_codes(const void *row, llmq_dtype dt, int64_t c0, int64_t n, in
     }
 }
 
-static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job)
+llmq_status llmq_cpu_scalar_dequantize(llmq_backend *be, const llmq_quant_job *job)
 {
     (void)be;
     const int64_t g = job->map.col_group;
@@ -177,7 +177,7 @@ static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job
     return LLMQ_OK;
 }
 
-static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, float *lo,
+llmq_status llmq_cpu_scalar_range(llmq_backend *be, const llmq_quant_job *job, float *lo,
                                 float *hi, int64_t *bad_index)
 {
     (void)be;
@@ -223,7 +223,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
     return LLMQ_OK;
 }
 
-static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index)
+llmq_status llmq_cpu_scalar_pack(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index)
 {
     (void)be;
     const int bits = job->dst_dtype == LLMQ_DTYPE_S4 || job->dst_dtype == LLMQ_DTYPE_U4 ? 4 : 2;
@@ -243,7 +243,7 @@ static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int6
     return LLMQ_OK;
 }
 
-static llmq_status scalar_unpack(llmq_backend *be, const llmq_quant_job *job)
+llmq_status llmq_cpu_scalar_unpack(llmq_backend *be, const llmq_quant_job *job)
 {
     (void)be;
     int32_t codes[CHUNK];
@@ -264,10 +264,10 @@ const llmq_backend_ops llmq_cpu_scalar_ops = {
     .version = LLMQ_BACKEND_OPS_VERSION,
     .name = "cpu-scalar",
     .isa = LLMQ_CPU_ISA_SCALAR,
-    .quantize = scalar_quantize,
-    .dequantize = scalar_dequantize,
-    .range = scalar_range,
-    .pack = scalar_pack,
-    .unpack = scalar_unpack,
+    .quantize = llmq_cpu_scalar_quantize,
+    .dequantize = llmq_cpu_scalar_dequantize,
+    .range = llmq_cpu_scalar_range,
+    .pack = llmq_cpu_scalar_pack,
+    .unpack = llmq_cpu_scalar_unpack,
     .matmul = llmq_cpu_scalar_matmul,
 };

@@ -1,0 +1,64 @@
+/* kern_avx2.c - the AVX2 tier (with FMA and F16C): quantize, dequantize, range and matmul
+ * kernels. Built with -mavx2 -mfma -mf16c only; selected at run time when CPUID and XGETBV
+ * say the host runs AVX2 (backend/hwcaps_x86.c). SPDX-License-Identifier: MIT
+ *
+ * AVX2 has no VPDPBUSD. Its microkernel widens both operands to int16 (A when packed, B with
+ * vpmovsxbw in registers) and multiplies with vpmaddwd, whose pairs of int16 products are exact
+ * in int32; it never uses vpmaddubsw, whose int16 sums saturate. */
+#include <stdbool.h>
+
+#include "cpu/x86_common.h"
+
+#define XG_MR 6
+#define XG_NRV 8
+#define XG_A_BYTES 2
+
+/* c[r][0..8) (+)= sum over q of A16[q][r][0..4) . B[q][column][0..4). Each accumulator lane
+ * holds, for one column, the sum of k = 0, 1 or of k = 2, 3 (vpmaddwd pairs); vphaddd folds
+ * the two at the end. Exact: |a'| <= 255, |b'| <= 128. 15 ymm registers at mr = 6. */
+static LLMQ_ALWAYS_INLINE void xg_ukr_body(int mr, const void *a, const int8_t *b, int64_t k4n,
+                                           int32_t *c, int64_t ldc, bool add)
+{
+    __m256i acc0[XG_MR], acc1[XG_MR];
+    LLMQ_UNROLL
+    for (int r = 0; r < XG_MR; r++)
+        acc0[r] = acc1[r] = _mm256_setzero_si256();
+    const uint8_t *ap = a;
+    for (int64_t q = 0; q < k4n; q++) {
+        /* columns 0..3 and 4..7, 4 codes each, as int16 */
+        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + q * 64)));
+        const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + q * 64 + 16)));
+        LLMQ_UNROLL
+        for (int r = 0; r < mr; r++) {
+            int64_t x;
+            memcpy(&x, ap + ((size_t)q * XG_MR + (size_t)r) * 8, 8);
+            const __m256i av = _mm256_set1_epi64x(x); /* a'0..a'3 as int16, repeated */
+            acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(b0, av));
+            acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(b1, av));
+        }
+    }
+    LLMQ_UNROLL
+    for (int r = 0; r < mr; r++) {
+        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the permute puts the columns in order */
+        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc0[r], acc1[r]), 0xd8);
+        int32_t *cr = c + r * ldc;
+        if (add)
+            s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)cr));
+        _mm256_storeu_si256((__m256i *)cr, s);
+    }
+}
+
+#include "cpu/x86_gemm.h"
+#include "cpu/x86_quant.h"
+
+const llmq_backend_ops llmq_cpu_avx2_ops = {
+    .version = LLMQ_BACKEND_OPS_VERSION,
+    .name = "cpu-avx2",
+    .isa = LLMQ_CPU_ISA_AVX2,
+    .quantize = xq_quantize,
+    .dequantize = xq_dequantize,
+    .range = xq_range,
+    .pack = llmq_cpu_scalar_pack,
+    .unpack = llmq_cpu_scalar_unpack,
+    .matmul = xg_matmul,
+};
