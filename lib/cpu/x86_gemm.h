@@ -157,9 +157,15 @@ static void xg_ukr(int mr, const void *a, const int8_t *b, int64_t k4n, int32_t 
     switch (mr) { /* one copy per row count, so that the tile stays in registers */
 #define XG_CASE(R)                                                                             \
     case R: xg_ukr_body(R, a, b, k4n, c, ldc, add); break;
-    XG_CASE(1) XG_CASE(2) XG_CASE(3) XG_CASE(4) XG_CASE(5) XG_CASE(6)
+    XG_CASE(1) XG_CASE(2) XG_CASE(3) XG_CASE(4)
+#if XG_MR > 4
+    XG_CASE(5) XG_CASE(6)
+#endif
 #if XG_MR > 6
     XG_CASE(7) XG_CASE(8) XG_CASE(9) XG_CASE(10) XG_CASE(11) XG_CASE(12)
+#endif
+#if XG_MR != 4 && XG_MR != 6 && XG_MR != 12
+#error "XG_MR must be 4, 6 or 12"
 #endif
 #undef XG_CASE
     default: break;
