@@ -43,9 +43,26 @@
 
 /* ---- parameters ---- */
 
+/* llmq_param_row_base() and the column term without divisions in the common cases (per
+ * tensor, per row, per channel of the last axis): these run per group and per output. */
+static inline int64_t xg_row_base(const llmq_param_map *m, int64_t r)
+{
+    if (m->row_mul == 0)
+        return 0;
+    int64_t q = m->row_div == 1 ? r : r / m->row_div;
+    if (q >= m->row_mod)
+        q %= m->row_mod;
+    return q * m->row_mul;
+}
+
+static inline int64_t xg_col_index(const llmq_param_map *m, int64_t c)
+{
+    return m->col_group == 1 ? c : c < m->col_group ? 0 : c / m->col_group;
+}
+
 static inline int64_t xg_param(const llmq_matmul_operand *o, int64_t row, int64_t col)
 {
-    return llmq_param_row_base(&o->map, row) + col / o->map.col_group;
+    return xg_row_base(&o->map, row) + xg_col_index(&o->map, col);
 }
 
 /* B's parameter index for output channel n and reduction index k. */
@@ -82,9 +99,9 @@ static inline __m256i xg_requant(__m256 v, __m256i zc, __m256i qmin, __m256i qma
 static inline void xg_cparams(const llmq_matmul_job *j, int64_t m, int64_t n0, int cnt,
                               float *sc, int32_t *zc)
 {
-    const int64_t base = llmq_param_row_base(&j->c.map, m);
+    const int64_t base = xg_row_base(&j->c.map, m);
     for (int i = 0; i < 8; i++) {
-        const int64_t p = base + (n0 + (i < cnt ? i : 0)) / j->c.map.col_group;
+        const int64_t p = base + xg_col_index(&j->c.map, n0 + (i < cnt ? i : 0));
         sc[i] = j->c.scale[p];
         zc[i] = j->c.zero_point[p];
     }
@@ -415,9 +432,11 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
     const int npan = (ncols + 15) / 16;
     xg_work w = xg_work_at(g, worker);
     const llmq_packed_b *pk = j->b.packed;
+    int64_t bidx[XG_NC + 8]; /* B's parameter index of each column at k = 0 */
     for (int c = 0; c < XG_NC + 8; c++) {
         const int64_t n = n0 + (c < ncols ? c : 0);
         w.bias[c] = j->bias != NULL ? j->bias[n] : 0.0f;
+        bidx[c] = xg_bparam(j, n, 0);
     }
     for (int64_t gi = 0; gi < g->ngroups; gi++) {
         const int64_t g0 = gi * g->group, g1 = g0 + g->group < g->k ? g0 + g->group : g->k;
@@ -446,8 +465,7 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
         }
         /* this group's B parameters and column sums */
         for (int c = 0; c < XG_NC + 8; c++) {
-            const int64_t n = n0 + (c < ncols ? c : 0);
-            const int64_t pb = xg_bparam(j, n, g0);
+            const int64_t pb = bidx[c] + gi; /* groups only on [N, K] weights: one per gi */
             w.sb[c] = j->b.scale[pb];
             w.zbp[c] = j->b.zero_point[pb] - g->b_off;
             if (pk != NULL && c < XG_NC)
@@ -676,8 +694,11 @@ static void xg_gemv_task(void *arg, int64_t task, int worker)
             nr[i] = n + i < n1 ? n + i : n1 - 1;
         const int cnt = (int)(n1 - n < 4 ? n1 - n : 4);
         float bias[8] = {0};
+        int64_t bidx[4];
         for (int i = 0; i < 8; i++)
             bias[i] = j->bias != NULL ? j->bias[nr[i < 4 ? i : 0]] : 0.0f;
+        for (int i = 0; i < 4; i++)
+            bidx[i] = xg_row_base(&j->b.map, nr[i]);
         for (int64_t m = 0; m < v->m; m += 2) {
             const int mm = v->m - m < 2 ? 1 : 2;
             __m128 facc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
@@ -689,9 +710,8 @@ static void xg_gemv_task(void *arg, int64_t task, int worker)
                 xg_gemv_block(v, nr, m, mm, k0, k1, part);
                 int32_t zb[4];
                 for (int i = 0; i < 4; i++) {
-                    const int64_t pb = xg_param(&j->b, nr[i], k0);
-                    sb[i] = j->b.scale[pb];
-                    zb[i] = j->b.zero_point[pb];
+                    sb[i] = j->b.scale[bidx[i] + gi];
+                    zb[i] = j->b.zero_point[bidx[i] + gi];
                 }
                 for (int r = 0; r < mm; r++) {
                     /* part - zB * sum A' (modulo 2^32: exact) */
@@ -826,6 +846,9 @@ static void xg_wo_task(void *arg, int64_t task, int worker)
             brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
         }
         const int cnt = (int)(n1 - n < 4 ? n1 - n : 4);
+        int64_t bidx[4];
+        for (int i = 0; i < 4; i++)
+            bidx[i] = xg_row_base(&j->b.map, nr[i]);
         for (int64_t m = 0; m < v->m; m += 2) {
             const int mm = v->m - m < 2 ? 1 : 2;
             const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
@@ -836,9 +859,8 @@ static void xg_wo_task(void *arg, int64_t task, int worker)
                 float sb[4], tail[2][4] = {{0}};
                 int32_t zb[4];
                 for (int i = 0; i < 4; i++) {
-                    const int64_t pb = xg_param(&j->b, nr[i], k0);
-                    sb[i] = j->b.scale[pb];
-                    zb[i] = j->b.zero_point[pb];
+                    sb[i] = j->b.scale[bidx[i] + gi];
+                    zb[i] = j->b.zero_point[bidx[i] + gi];
                 }
                 __m256 part[2][4];
                 for (int r = 0; r < 2; r++)

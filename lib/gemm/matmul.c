@@ -41,18 +41,19 @@ static llmq_matmul_operand operand(const llmq_tensor *t)
     return o;
 }
 
-/* Largest |q - zp| a quantized operand can produce. */
+/* Largest |q - zp| a quantized operand can produce (a branch-free pass: it runs on every call,
+ * over every group's zero point). */
 static int64_t max_centered(const llmq_tensor *t)
 {
     const llmq_qgrid g = llmq_scheme_grid(t->scheme);
     const int32_t *z = t->zero_point->data;
-    int64_t m = 0;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
     for (int64_t i = 0; i < llmq_tensor_numel(t->zero_point); i++) {
-        const int64_t lo = (int64_t)z[i] - g.qmin, hi = (int64_t)g.qmax - z[i];
-        m = lo > m ? lo : m;
-        m = hi > m ? hi : m;
+        lo = z[i] < lo ? z[i] : lo;
+        hi = z[i] > hi ? z[i] : hi;
     }
-    return m;
+    const int64_t a = (int64_t)hi - g.qmin, b = (int64_t)g.qmax - lo;
+    return a > b ? a : b;
 }
 
 static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_tensor *a,

@@ -332,6 +332,13 @@ llmq_status llmq_tensor_check_params(llmq_context *ctx, const char *fn, const ch
     const float *s = q->scale->data;
     const int32_t *z = q->zero_point->data;
     const int64_t n = llmq_tensor_numel(q->scale);
+    /* a branch-free pass first (this runs on every matmul, over every group's parameters);
+     * the loop below finds the culprit for the message */
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++)
+        ok &= (s[i] >= FLT_MIN) & (s[i] <= FLT_MAX) & (z[i] >= g.qmin) & (z[i] <= g.qmax);
+    if (ok)
+        return LLMQ_OK;
     for (int64_t i = 0; i < n; i++) {
         if (!(s[i] >= FLT_MIN && s[i] <= FLT_MAX))
             return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
