@@ -14,6 +14,7 @@ static void usage(FILE *f)
                "  info               backend and CPU tier chosen, build information\n"
                "  demo               quantize LLM-like synthetic data under common schemes\n"
                "  bench quantize     quantize throughput next to memcpy bandwidth\n"
+               "  bench gemm         matmul kernels (W8A8, W8A16, W4A16, W4A8), 1 and 2 threads\n"
                "  help               this text\n");
 }
 
