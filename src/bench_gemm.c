@@ -37,11 +37,20 @@ double bench_now(void)
 
 void bench_evict(void)
 {
-    static volatile char *buf; /* the CLI is single-threaded here; a benchmark-only buffer */
-    if (buf == NULL)
+    /* read (not memset: glibc writes large blocks with non-temporal stores, which leave the
+     * cache alone) a buffer 8x the last-level cache */
+    static uint64_t *buf; /* benchmark-only, single-threaded */
+    static uint64_t sink;
+    if (buf == NULL) {
         buf = malloc(EVICT_BYTES);
-    if (buf != NULL)
-        memset((char *)buf, (int)(bench_now() * 1000) & 0xff, EVICT_BYTES);
+        if (buf == NULL)
+            return;
+        memset(buf, 1, EVICT_BYTES);
+    }
+    uint64_t s = 0;
+    for (size_t i = 0; i < EVICT_BYTES / 8; i += 8) /* one load per 64-byte line */
+        s += buf[i];
+    sink += s;
 }
 
 typedef struct reader {
@@ -50,15 +59,19 @@ typedef struct reader {
     uint64_t sum;
 } reader;
 
+/* Sum r->n words as 4 interleaved sequential streams: one stream leaves bandwidth unused on
+ * the build machine (8.9 GB/s against 10.9 with 4, the most of 1, 2, 4, 8, 16 streams). */
 static void *read_part(void *arg)
 {
     reader *r = arg;
+    const size_t q = r->n / 4;
+    const uint64_t *p0 = r->p, *p1 = p0 + q, *p2 = p1 + q, *p3 = p2 + q;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 4 <= r->n; i += 4) {
-        s0 += r->p[i];
-        s1 += r->p[i + 1];
-        s2 += r->p[i + 2];
-        s3 += r->p[i + 3];
+    for (size_t i = 0; i + 4 <= q; i += 4) {
+        s0 += p0[i] + p0[i + 1] + p0[i + 2] + p0[i + 3];
+        s1 += p1[i] + p1[i + 1] + p1[i + 2] + p1[i + 3];
+        s2 += p2[i] + p2[i + 1] + p2[i + 2] + p2[i + 3];
+        s3 += p3[i] + p3[i + 1] + p3[i + 2] + p3[i + 3];
     }
     r->sum = s0 + s1 + s2 + s3;
     return NULL;

@@ -30,8 +30,8 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
 /* Write to a buffer larger than the last-level cache, so that the next call reads from DRAM. */
 void bench_evict(void);
 
-/* Read bandwidth in GB/s of `threads` threads each summing its share of a 512 MiB buffer
- * (best of `reps`). */
+/* Read bandwidth in GB/s of `threads` threads each summing its share of a 512 MiB buffer as 4
+ * sequential streams (best of `reps`). */
 double bench_read_bandwidth(int threads, int reps);
 
 /* Monotonic seconds. */

@@ -575,7 +575,7 @@ static LLMQ_ALWAYS_INLINE void xg_b32(const uint8_t *row, llmq_dtype dt, int64_t
         *hi = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + k + 16)));
         break;
     default: {
-        const __m128i x = _mm_loadu_si128((const __m128i *)(row + k / 2));
+        const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
         const __m128i m4 = _mm_set1_epi8(0x0f);
         __m128i e = _mm_and_si128(x, m4), o = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
         if (dt == LLMQ_DTYPE_S4) {
@@ -622,10 +622,10 @@ static void xg_gemv_prep(void *arg, int64_t m, int worker)
 /* B rows nr[0..4) against A rows m, m + 1 (mm = 1 or 2): exact sums of A' b over columns
  * [k0, k1) of one group, written to part[row of A][4]. */
 static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, int64_t m,
-                                             int mm, int64_t k0, int64_t k1, int32_t part[2][4])
+                                             int mm, int64_t k0, int64_t k1, int32_t part[2][4],
+                                             llmq_dtype dt)
 {
     const llmq_matmul_job *j = v->j;
-    const llmq_dtype dt = j->b.dtype;
     const uint8_t *brow[4];
     for (int i = 0; i < 4; i++)
         brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
@@ -681,9 +681,10 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr
     }
 }
 
-static void xg_gemv_task(void *arg, int64_t task, int worker)
+/* One task of the GEMV, for B of dtype dt (a constant in each caller: no dtype branch is left
+ * in the inner loops). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dtype dt)
 {
-    (void)worker;
     const xg_gemv *v = arg;
     const llmq_matmul_job *j = v->j;
     const int64_t n0 = task * v->rows_per_task;
@@ -707,7 +708,7 @@ static void xg_gemv_task(void *arg, int64_t task, int worker)
             for (int64_t gi = 0; gi < v->ngroups; gi++) {
                 const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
                 int32_t part[2][4];
-                xg_gemv_block(v, nr, m, mm, k0, k1, part);
+                xg_gemv_block(v, nr, m, mm, k0, k1, part, dt);
                 int32_t zb[4];
                 for (int i = 0; i < 4; i++) {
                     sb[i] = j->b.scale[bidx[i] + gi];
@@ -739,6 +740,17 @@ static void xg_gemv_task(void *arg, int64_t task, int worker)
                                       v->sa[m + r], sb, bias);
             }
         }
+    }
+}
+
+static void xg_gemv_task(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    switch (((const xg_gemv *)arg)->j->b.dtype) {
+    case LLMQ_DTYPE_S8: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_S8); break;
+    case LLMQ_DTYPE_U8: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_U8); break;
+    case LLMQ_DTYPE_S4: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_S4); break;
+    default: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_U4); break;
     }
 }
 
@@ -813,7 +825,7 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
         return;
     }
     /* 4-bit: code - zB is in [-15, 15], so s8 arithmetic is exact */
-    const __m128i x = _mm_loadu_si128((const __m128i *)(row + k / 2));
+    const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
     const __m128i m4 = _mm_set1_epi8(0x0f);
     __m128i c0 = _mm_and_si128(x, m4), c1 = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
     if (dt == LLMQ_DTYPE_S4) {
@@ -830,12 +842,10 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
     w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c1, 8)));
 }
 
-static void xg_wo_task(void *arg, int64_t task, int worker)
+static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, llmq_dtype dt)
 {
-    (void)worker;
     const xg_wo *v = arg;
     const llmq_matmul_job *j = v->j;
-    const llmq_dtype dt = j->b.dtype;
     const int64_t n0 = task * v->rows_per_task;
     const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
     for (int64_t n = n0; n < n1; n += 4) {
@@ -904,6 +914,17 @@ static void xg_wo_task(void *arg, int64_t task, int worker)
                                out[i] + (j->bias != NULL ? j->bias[n + i] : 0.0f));
             }
         }
+    }
+}
+
+static void xg_wo_task(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    switch (((const xg_wo *)arg)->j->b.dtype) {
+    case LLMQ_DTYPE_S8: xg_wo_task_dt(arg, task, LLMQ_DTYPE_S8); break;
+    case LLMQ_DTYPE_U8: xg_wo_task_dt(arg, task, LLMQ_DTYPE_U8); break;
+    case LLMQ_DTYPE_S4: xg_wo_task_dt(arg, task, LLMQ_DTYPE_S4); break;
+    default: xg_wo_task_dt(arg, task, LLMQ_DTYPE_U4); break;
     }
 }
 

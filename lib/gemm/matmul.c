@@ -48,7 +48,8 @@ static int64_t max_centered(const llmq_tensor *t)
     const llmq_qgrid g = llmq_scheme_grid(t->scheme);
     const int32_t *z = t->zero_point->data;
     int32_t lo = INT32_MAX, hi = INT32_MIN;
-    for (int64_t i = 0; i < llmq_tensor_numel(t->zero_point); i++) {
+    const int64_t n = llmq_tensor_numel(t->zero_point);
+    for (int64_t i = 0; i < n; i++) {
         lo = z[i] < lo ? z[i] : lo;
         hi = z[i] > hi ? z[i] : hi;
     }
