@@ -31,13 +31,16 @@ static inline int64_t llmq_param_row_base(const llmq_param_map *m, int64_t r)
     return ((r / m->row_div) % m->row_mod) * m->row_mul;
 }
 
-/* One quantize / dequantize / range / pack / unpack over a rows x cols view. */
+/* One quantize / dequantize / range / pack / unpack over a rows x cols view: rows row0 ..
+ * row0 + rows of the tensor (src and dst point at row row0). Parameter indices, flat element
+ * indices (NaN reports, stochastic draws) use the tensor's row numbers, so that a tensor split
+ * into row blocks gives the results of one job. */
 typedef struct llmq_quant_job {
     const void *src;
     void *dst;
     llmq_dtype src_dtype, dst_dtype;
     size_t src_stride, dst_stride; /* bytes between rows */
-    int64_t rows, cols;
+    int64_t row0, rows, cols;
     llmq_param_map map;
     const float *scale;
     const int32_t *zero_point;

@@ -98,7 +98,7 @@ llmq_status llmq_cpu_scalar_quantize(llmq_backend *be, const llmq_quant_job *job
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
         char *drow = (char *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             const float *x = load_f32(srow, job->src_dtype, c0, n, buf);
@@ -107,11 +107,11 @@ llmq_status llmq_cpu_scalar_quantize(llmq_backend *be, const llmq_quant_job *job
                 const int64_t p = base + (c0 + c) / g;
                 int64_t end = ((c0 + c) / g + 1) * g - c0; /* end of this parameter's run */
                 end = end < n ? end : n;
-                const uint64_t index0 = (uint64_t)(r * job->cols + c0 + c);
+                const uint64_t index0 = (uint64_t)((job->row0 + r) * job->cols + c0 + c);
                 const int64_t nan = quantize_span(job, x + c, end - c, job->scale[p],
                                                   job->zero_point[p], index0, codes + c);
                 if (nan >= 0) {
-                    *bad_index = r * job->cols + c0 + c + nan;
+                    *bad_index = (job->row0 + r) * job->cols + c0 + c + nan;
                     return LLMQ_ERR_NON_FINITE;
                 }
                 c = end;
@@ -150,7 +150,7 @@ llmq_status llmq_cpu_scalar_dequantize(llmq_backend *be, const llmq_quant_job *j
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
         char *drow = (char *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             read_codes(srow, job->src_dtype, c0, n, codes);
@@ -185,7 +185,7 @@ llmq_status llmq_cpu_scalar_range(llmq_backend *be, const llmq_quant_job *job, f
     float buf[CHUNK];
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             const float *x = load_f32(srow, job->src_dtype, c0, n, buf);
@@ -211,7 +211,7 @@ llmq_status llmq_cpu_scalar_range(llmq_backend *be, const llmq_quant_job *job, f
                     }
                 }
                 if (bad) {
-                    *bad_index = r * job->cols + c0 + c + first_nan(x + c, end - c);
+                    *bad_index = (job->row0 + r) * job->cols + c0 + c + first_nan(x + c, end - c);
                     return LLMQ_ERR_NON_FINITE;
                 }
                 lo[p] = mn;
@@ -234,7 +234,7 @@ llmq_status llmq_cpu_scalar_pack(llmq_backend *be, const llmq_quant_job *job, in
         for (int64_t c = 0; c < job->cols; c++) {
             const int32_t v = is_signed ? (int8_t)srow[c] : srow[c];
             if (v < job->qmin || v > job->qmax) {
-                *bad_index = r * job->cols + c;
+                *bad_index = (job->row0 + r) * job->cols + c;
                 return LLMQ_ERR_INVALID_ARG;
             }
         }

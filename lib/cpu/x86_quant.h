@@ -139,7 +139,7 @@ static LLMQ_ALWAYS_INLINE llmq_status xq_quantize_mode(const llmq_quant_job *job
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
         uint8_t *drow = (uint8_t *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += XQ_CHUNK) {
             const int64_t n = job->cols - c0 < XQ_CHUNK ? job->cols - c0 : XQ_CHUNK;
             uint8_t *codes = byte_codes ? drow + c0 : staged;
@@ -157,7 +157,7 @@ static LLMQ_ALWAYS_INLINE llmq_status xq_quantize_mode(const llmq_quant_job *job
                 }
             }
             if (nan >= 0) {
-                *bad_index = r * job->cols + at + nan;
+                *bad_index = (job->row0 + r) * job->cols + at + nan;
                 return LLMQ_ERR_NON_FINITE;
             }
             if (!byte_codes)
@@ -246,13 +246,13 @@ static llmq_status xq_range(llmq_backend *be, const llmq_quant_job *job, float *
         return llmq_cpu_scalar_range(be, job, lo, hi, bad_index);
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c = 0; c < job->cols;) {
             int64_t end = (c / g + 1) * g;
             end = end < job->cols ? end : job->cols;
             const int64_t nan = xr_run(job, srow, c, end, base + c / g, lo, hi);
             if (nan >= 0) {
-                *bad_index = r * job->cols + c + nan;
+                *bad_index = (job->row0 + r) * job->cols + c + nan;
                 return LLMQ_ERR_NON_FINITE;
             }
             c = end;
@@ -275,7 +275,7 @@ static llmq_status xq_dequantize(llmq_backend *be, const llmq_quant_job *job)
     for (int64_t r = 0; r < job->rows; r++) {
         const uint8_t *srow = (const uint8_t *)job->src + (size_t)r * job->src_stride;
         char *drow = (char *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += XQ_CHUNK) {
             const int64_t n = job->cols - c0 < XQ_CHUNK ? job->cols - c0 : XQ_CHUNK;
             if (bytes) {

@@ -204,10 +204,10 @@ static void long_rows_bit_equal(void **state)
         q.gran = it % 2 ? LLMQ_GRANULARITY_PER_TOKEN : LLMQ_GRANULARITY_PER_GROUP;
         q.group = it % 4 == 1 ? 4096 : 128;
         q.ndim = 2;
-        q.shape[0] = 5;
+        q.shape[0] = it % 2 ? 37 : 5;
         q.shape[1] = 4096 + (it % 5) * 7;
         q.dynamic = it % 2 == 0 || it % 3 == 0;
-        q.nans = it == 7;
+        q.nans = it == 7 || it == 13;
         run(ctx, ref, &q, test_rng_next(&rng));
     }
     llmq_context_destroy(ref);
