@@ -215,21 +215,41 @@ static void xg_pack_a(void *arg, int64_t mb, int worker)
     const llmq_matmul_job *j = g->j;
     uint8_t *dst = g->apack + (size_t)mb * g->ablock;
     const uint8_t flip = g->a_off ? 0x80 : 0;
+    const size_t rstep = (size_t)XG_MR * 4 * XG_A_BYTES; /* bytes from one k4 block to the next */
     for (int r = 0; r < XG_MR; r++) {
         const int64_t m = mb * XG_MR + r;
         const uint8_t *src = m < g->m ? (const uint8_t *)j->a.data + (size_t)m * j->a.stride : NULL;
-        for (int64_t q = 0; q < g->k4; q++) {
+        uint8_t *d = dst + (size_t)r * 4 * XG_A_BYTES;
+        int64_t q = 0;
+        if (src != NULL) /* 4 k4 blocks (16 codes) at a time */
+            for (; (q + 4) * 4 <= g->k; q += 4) {
+                const __m128i x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + q * 4)),
+                                                _mm_set1_epi8((char)flip));
+#if XG_A_BYTES == 2
+                const __m256i w = _mm256_cvtepu8_epi16(x);
+                const __m128i w0 = _mm256_castsi256_si128(w), w1 = _mm256_extracti128_si256(w, 1);
+                _mm_storel_epi64((__m128i *)(d + (size_t)q * rstep), w0);
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 1) * rstep), _mm_unpackhi_epi64(w0, w0));
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 2) * rstep), w1);
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 3) * rstep), _mm_unpackhi_epi64(w1, w1));
+#else
+                int32_t v4[4];
+                _mm_storeu_si128((__m128i *)v4, x);
+                for (int t = 0; t < 4; t++)
+                    memcpy(d + (size_t)(q + t) * rstep, &v4[t], 4);
+#endif
+            }
+        for (; q < g->k4; q++) { /* the last blocks, zero past K (and for rows past M) */
             uint8_t v[4];
             for (int i = 0; i < 4; i++) {
                 const int64_t k = q * 4 + i;
                 v[i] = src != NULL && k < g->k ? (uint8_t)(src[k] ^ flip) : 0;
             }
-            uint8_t *d = dst + ((size_t)q * XG_MR + (size_t)r) * 4 * XG_A_BYTES;
 #if XG_A_BYTES == 2
             const uint16_t w[4] = {v[0], v[1], v[2], v[3]};
-            memcpy(d, w, sizeof w);
+            memcpy(d + (size_t)q * rstep, w, sizeof w);
 #else
-            memcpy(d, v, 4);
+            memcpy(d + (size_t)q * rstep, v, 4);
 #endif
         }
         if (src == NULL)
