@@ -29,6 +29,8 @@ assert sqnr["W8 per-channel sym"] > sqnr["W8 per-tensor sym"] + 6, sqnr
 assert sqnr["W4 g32 asym"] > sqnr["W4 g128 asym"] > sqnr["W2 g32 asym"], sqnr
 assert sqnr["A8 per-token dynamic sym"] > sqnr["A8 per-tensor dynamic sym"], sqnr
 run("bench", "quantize", "--rows", "0", code=2)
+run("bench", "gemm", "--reps", "0", code=2)
+run("bench", "gemm", "--frobnicate", code=2)
 run("bench", "nothing", code=2)
 run("frobnicate", code=2)
 run(code=2)
