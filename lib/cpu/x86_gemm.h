@@ -641,9 +641,9 @@ static void xg_gemv_prep(void *arg, int64_t m, int worker)
 }
 
 /* B rows nr[0..4) against A rows m, m + 1 (mm = 1 or 2): exact sums of A' b over columns
- * [k0, k1) of one group, written to part[row of A][4]. */
+ * [k0, k1) of one group, in part[row of A] (the 4 B rows in 4 lanes, kept in registers). */
 static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, int64_t m,
-                                             int mm, int64_t k0, int64_t k1, int32_t part[2][4],
+                                             int mm, int64_t k0, int64_t k1, __m128i part[2],
                                              llmq_dtype dt)
 {
     const llmq_matmul_job *j = v->j;
@@ -690,15 +690,16 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr
         /* four horizontal sums at once: lanes [0..3] of the two halves */
         const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[r][0], acc[r][1]),
                                             _mm256_hadd_epi32(acc[r][2], acc[r][3]));
-        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        _mm_storeu_si128((__m128i *)part[r], s);
-        const int16_t *ar = r ? a1 : a0;
-        for (int i = 0; i < 4; i++) { /* the tail past the last 32, in natural order */
-            uint32_t t = (uint32_t)part[r][i];
-            for (int64_t kk = k; kk < k1; kk++)
-                t += (uint32_t)((int32_t)ar[kk] * xg_code(&j->b, nr[i], kk));
-            part[r][i] = (int32_t)t;
+        __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        if (k < k1) { /* the tail past the last 32, in natural order */
+            const int16_t *ar = r ? a1 : a0;
+            uint32_t t[4] = {0, 0, 0, 0};
+            for (int i = 0; i < 4; i++)
+                for (int64_t kk = k; kk < k1; kk++)
+                    t[i] += (uint32_t)((int32_t)ar[kk] * xg_code(&j->b, nr[i], kk));
+            sum = _mm_add_epi32(sum, _mm_loadu_si128((const __m128i *)t));
         }
+        part[r] = sum;
     }
 }
 
@@ -728,7 +729,7 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
             float sb[8] = {0};
             for (int64_t gi = 0; gi < v->ngroups; gi++) {
                 const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
-                int32_t part[2][4];
+                __m128i part[2];
                 xg_gemv_block(v, nr, m, mm, k0, k1, part, dt);
                 int32_t zb[4];
                 for (int i = 0; i < 4; i++) {
@@ -738,7 +739,7 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
                 for (int r = 0; r < mm; r++) {
                     /* part - zB * sum A' (modulo 2^32: exact) */
                     const __m128i p = _mm_sub_epi32(
-                        _mm_loadu_si128((const __m128i *)part[r]),
+                        part[r],
                         _mm_mullo_epi32(_mm_loadu_si128((const __m128i *)zb),
                                         _mm_set1_epi32(v->asum[(m + r) * v->ngroups + gi])));
                     if (!v->grouped) {
