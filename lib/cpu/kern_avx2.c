@@ -97,17 +97,6 @@ static LLMQ_ALWAYS_INLINE void xg_ukr_body(int mr, const void *a, const int8_t *
     }
 }
 
-#include "cpu/x86_gemm.h"
-#include "cpu/x86_quant.h"
+#include "cpu/x86_tier.h"
 
-const llmq_backend_ops llmq_cpu_avx2_ops = {
-    .version = LLMQ_BACKEND_OPS_VERSION,
-    .name = "cpu-avx2",
-    .isa = LLMQ_CPU_ISA_AVX2,
-    .quantize = xq_quantize,
-    .dequantize = xq_dequantize,
-    .range = xq_range,
-    .pack = llmq_cpu_scalar_pack,
-    .unpack = llmq_cpu_scalar_unpack,
-    .matmul = xg_matmul,
-};
+LLMQ_X86_TIER_OPS(llmq_cpu_avx2_ops, "cpu-avx2", LLMQ_CPU_ISA_AVX2);

@@ -41,17 +41,6 @@ static LLMQ_ALWAYS_INLINE void V16_STORE(int32_t *c, V16 v, bool add)
 
 #include "cpu/x86_ukr_v16.h"
 
-#include "cpu/x86_gemm.h"
-#include "cpu/x86_quant.h"
+#include "cpu/x86_tier.h"
 
-const llmq_backend_ops llmq_cpu_avx512_ops = {
-    .version = LLMQ_BACKEND_OPS_VERSION,
-    .name = "cpu-avx512",
-    .isa = LLMQ_CPU_ISA_AVX512,
-    .quantize = xq_quantize,
-    .dequantize = xq_dequantize,
-    .range = xq_range,
-    .pack = llmq_cpu_scalar_pack,
-    .unpack = llmq_cpu_scalar_unpack,
-    .matmul = xg_matmul,
-};
+LLMQ_X86_TIER_OPS(llmq_cpu_avx512_ops, "cpu-avx512", LLMQ_CPU_ISA_AVX512);

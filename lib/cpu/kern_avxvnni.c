@@ -11,17 +11,6 @@
 #include "cpu/x86_v16_ymm.h"
 #include "cpu/x86_ukr_v16.h"
 
-#include "cpu/x86_gemm.h"
-#include "cpu/x86_quant.h"
+#include "cpu/x86_tier.h"
 
-const llmq_backend_ops llmq_cpu_avxvnni_ops = {
-    .version = LLMQ_BACKEND_OPS_VERSION,
-    .name = "cpu-avxvnni",
-    .isa = LLMQ_CPU_ISA_AVXVNNI,
-    .quantize = xq_quantize,
-    .dequantize = xq_dequantize,
-    .range = xq_range,
-    .pack = llmq_cpu_scalar_pack,
-    .unpack = llmq_cpu_scalar_unpack,
-    .matmul = xg_matmul,
-};
+LLMQ_X86_TIER_OPS(llmq_cpu_avxvnni_ops, "cpu-avxvnni", LLMQ_CPU_ISA_AVXVNNI);

@@ -74,15 +74,7 @@ static inline int64_t xg_bparam(const llmq_matmul_job *j, int64_t n, int64_t k)
 
 static inline int32_t xg_code(const llmq_matmul_operand *o, int64_t row, int64_t col)
 {
-    const uint8_t *p = (const uint8_t *)o->data + (size_t)row * o->stride;
-    switch (o->dtype) {
-    case LLMQ_DTYPE_S8: return ((const int8_t *)p)[col];
-    case LLMQ_DTYPE_U8: return p[col];
-    case LLMQ_DTYPE_S4: return (int32_t)(int8_t)(uint8_t)((p[col / 2] >> (col % 2 * 4)) << 4) >> 4;
-    case LLMQ_DTYPE_U4: return (p[col / 2] >> (col % 2 * 4)) & 15;
-    case LLMQ_DTYPE_S2: return (int32_t)(int8_t)(uint8_t)((p[col / 4] >> (col % 4 * 2)) << 6) >> 6;
-    default: return (p[col / 4] >> (col % 4 * 2)) & 3;
-    }
+    return llmq_code_at((const uint8_t *)o->data + (size_t)row * o->stride, o->dtype, col);
 }
 
 /* ---- epilogues: the reference's expressions (gemm_scalar.c), 8 columns at a time ---- */
@@ -570,16 +562,67 @@ static llmq_status xg_panel_gemm(llmq_backend *be, const llmq_matmul_job *j)
 
 /* ---- integer GEMV: few rows of A against B as stored ([N, K], 8 or 4 bits) ---- */
 
+/* The kernels that read B as stored, row by row (integer GEMV and weight-only). */
 typedef struct xg_gemv {
     const llmq_matmul_job *j;
     int64_t m, n, k, kv;    /* kv: the part of K done 32 at a time */
-    int64_t group, ngroups;
+    int64_t group, ngroups; /* runs of k with one B parameter pair: the whole K when uniform */
     bool grouped, nibbles;
-    int16_t *a16;           /* [m][k] a - zA; 4-bit B: each 32 permuted evens then odds */
-    int32_t *asum;          /* [m][ngroups] sums of a16 */
-    float *sa;
+    int16_t *a16;           /* GEMV: [m][k] a - zA, permuted (xg_a_index) */
+    int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 */
+    float *sa;              /* GEMV: [m] A's scale */
+    float *a32;             /* weight-only: [m][k] A as f32, permuted */
     int64_t rows_per_task;
 } xg_gemv;
+
+static void xg_gemv_init(xg_gemv *v, const llmq_matmul_job *j, int64_t rows_per_task)
+{
+    memset(v, 0, sizeof *v);
+    v->j = j;
+    v->m = j->m;
+    v->n = j->n;
+    v->k = j->k;
+    v->grouped = !j->b_uniform_k;
+    v->group = v->grouped ? j->b.map.col_group : j->k;
+    v->ngroups = (j->k + v->group - 1) / v->group;
+    v->nibbles = llmq_dtype_bits(j->b.dtype) == 4;
+    v->kv = j->k / 32 * 32;
+    v->rows_per_task = rows_per_task;
+}
+
+/* Where column k of A goes: for 4-bit B each 32 columns are stored evens then odds, the order
+ * in which the two nibbles of 16 bytes come out (xg_b32, xg_w32). */
+static inline int64_t xg_a_index(const xg_gemv *v, int64_t k)
+{
+    if (!v->nibbles || k >= v->kv)
+        return k;
+    const int64_t b = k % 32;
+    return k - b + (b % 2 == 0 ? b / 2 : 16 + b / 2);
+}
+
+/* Rows n .. n + 3 of a task ending at n1 (the last repeated past n1) and their parameter
+ * bases; returns how many are real. */
+static inline int xg_rows4(const llmq_matmul_job *j, int64_t n, int64_t n1, int64_t nr[4],
+                           int64_t bidx[4])
+{
+    for (int i = 0; i < 4; i++) {
+        nr[i] = n + i < n1 ? n + i : n1 - 1;
+        bidx[i] = xg_row_base(&j->b.map, nr[i]);
+    }
+    return (int)(n1 - n < 4 ? n1 - n : 4);
+}
+
+/* Call fn(arg, task, dtype) with the B dtype as a constant, so that no dtype branch is left in
+ * the inner loops. */
+#define XG_FOR_DTYPE(fn, arg, task)                                                            \
+    do {                                                                                       \
+        switch (((const xg_gemv *)(arg))->j->b.dtype) {                                        \
+        case LLMQ_DTYPE_S8: fn((arg), (task), LLMQ_DTYPE_S8); break;                           \
+        case LLMQ_DTYPE_U8: fn((arg), (task), LLMQ_DTYPE_U8); break;                           \
+        case LLMQ_DTYPE_S4: fn((arg), (task), LLMQ_DTYPE_S4); break;                           \
+        default: fn((arg), (task), LLMQ_DTYPE_U4); break;                                      \
+        }                                                                                      \
+    } while (0)
 
 /* 32 codes of a B row from column k (k a multiple of 32) as two vectors of 16 int16: for
  * 8-bit B in order, for 4-bit B the even columns then the odd ones. */
@@ -623,14 +666,8 @@ static void xg_gemv_prep(void *arg, int64_t m, int worker)
     const int32_t za = j->a.zero_point[pa];
     v->sa[m] = j->a.scale[pa];
     int16_t *dst = v->a16 + m * v->k;
-    for (int64_t k = 0; k < v->k; k++) {
-        int64_t at = k;
-        if (v->nibbles && k < v->kv) { /* evens of the 32 first, then odds */
-            const int64_t b = k % 32;
-            at = k - b + (b % 2 == 0 ? b / 2 : 16 + b / 2);
-        }
-        dst[at] = (int16_t)(xg_code(&j->a, m, k) - za);
-    }
+    for (int64_t k = 0; k < v->k; k++)
+        dst[xg_a_index(v, k)] = (int16_t)(xg_code(&j->a, m, k) - za);
     for (int64_t gi = 0; gi < v->ngroups; gi++) {
         const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
         int32_t s = 0;
@@ -712,16 +749,11 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
     const int64_t n0 = task * v->rows_per_task;
     const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
     for (int64_t n = n0; n < n1; n += 4) {
-        int64_t nr[4];
-        for (int i = 0; i < 4; i++)
-            nr[i] = n + i < n1 ? n + i : n1 - 1;
-        const int cnt = (int)(n1 - n < 4 ? n1 - n : 4);
+        int64_t nr[4], bidx[4];
+        const int cnt = xg_rows4(j, n, n1, nr, bidx);
         float bias[8] = {0};
-        int64_t bidx[4];
         for (int i = 0; i < 8; i++)
             bias[i] = j->bias != NULL ? j->bias[nr[i < 4 ? i : 0]] : 0.0f;
-        for (int i = 0; i < 4; i++)
-            bidx[i] = xg_row_base(&j->b.map, nr[i]);
         for (int64_t m = 0; m < v->m; m += 2) {
             const int mm = v->m - m < 2 ? 1 : 2;
             __m128 facc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
@@ -768,29 +800,14 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
 static void xg_gemv_task(void *arg, int64_t task, int worker)
 {
     (void)worker;
-    switch (((const xg_gemv *)arg)->j->b.dtype) {
-    case LLMQ_DTYPE_S8: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_S8); break;
-    case LLMQ_DTYPE_U8: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_U8); break;
-    case LLMQ_DTYPE_S4: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_S4); break;
-    default: xg_gemv_task_dt(arg, task, LLMQ_DTYPE_U4); break;
-    }
+    XG_FOR_DTYPE(xg_gemv_task_dt, arg, task);
 }
 
 static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
 {
     llmq_context *ctx = be->ctx;
     xg_gemv v;
-    memset(&v, 0, sizeof v);
-    v.j = j;
-    v.m = j->m;
-    v.n = j->n;
-    v.k = j->k;
-    v.grouped = !j->b_uniform_k;
-    v.group = v.grouped ? j->b.map.col_group : j->k;
-    v.ngroups = (j->k + v.group - 1) / v.group;
-    v.nibbles = llmq_dtype_bits(j->b.dtype) == 4;
-    v.kv = j->k / 32 * 32;
-    v.rows_per_task = 64;
+    xg_gemv_init(&v, j, 64);
     const size_t a_bytes = (((size_t)v.m * (size_t)v.k * 2) + 63) & ~(size_t)63;
     const size_t total = a_bytes + (size_t)v.m * (size_t)(v.ngroups + 1) * 4;
     char *ws = llmq_scratch(ctx, total);
@@ -804,32 +821,17 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
     return LLMQ_OK;
 }
 
-/* ---- weight-only: float A x 8/4-bit B [N, K] ---- */
-
-typedef struct xg_wo {
-    const llmq_matmul_job *j;
-    int64_t m, n, k, kv;
-    int64_t group, ngroups;
-    bool nibbles;
-    float *a32;             /* [m][k] f32; 4-bit B: each 32 permuted evens then odds */
-    int64_t rows_per_task;
-} xg_wo;
+/* ---- weight-only: float A x 8/4-bit B [N, K] (the xg_gemv context, a32) ---- */
 
 static void xg_wo_prep(void *arg, int64_t m, int worker)
 {
     (void)worker;
-    const xg_wo *v = arg;
+    const xg_gemv *v = arg;
     const llmq_matmul_job *j = v->j;
     const void *row = (const uint8_t *)j->a.data + (size_t)m * j->a.stride;
     float *dst = v->a32 + m * v->k;
-    for (int64_t k = 0; k < v->k; k++) {
-        int64_t at = k;
-        if (v->nibbles && k < v->kv) {
-            const int64_t b = k % 32;
-            at = k - b + (b % 2 == 0 ? b / 2 : 16 + b / 2);
-        }
-        dst[at] = x86_load1(row, j->a.dtype, k);
-    }
+    for (int64_t k = 0; k < v->k; k++)
+        dst[xg_a_index(v, k)] = x86_load1(row, j->a.dtype, k);
 }
 
 /* 32 weights of a B row from column k (a multiple of 32) minus zB, as 4 x 8 floats (4-bit:
@@ -866,21 +868,16 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
 
 static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, llmq_dtype dt)
 {
-    const xg_wo *v = arg;
+    const xg_gemv *v = arg;
     const llmq_matmul_job *j = v->j;
     const int64_t n0 = task * v->rows_per_task;
     const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
     for (int64_t n = n0; n < n1; n += 4) {
-        int64_t nr[4];
+        int64_t nr[4], bidx[4];
+        const int cnt = xg_rows4(j, n, n1, nr, bidx);
         const uint8_t *brow[4];
-        for (int i = 0; i < 4; i++) {
-            nr[i] = n + i < n1 ? n + i : n1 - 1;
-            brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
-        }
-        const int cnt = (int)(n1 - n < 4 ? n1 - n : 4);
-        int64_t bidx[4];
         for (int i = 0; i < 4; i++)
-            bidx[i] = xg_row_base(&j->b.map, nr[i]);
+            brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
         for (int64_t m = 0; m < v->m; m += 2) {
             const int mm = v->m - m < 2 ? 1 : 2;
             const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
@@ -942,28 +939,14 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, llmq_dtype
 static void xg_wo_task(void *arg, int64_t task, int worker)
 {
     (void)worker;
-    switch (((const xg_wo *)arg)->j->b.dtype) {
-    case LLMQ_DTYPE_S8: xg_wo_task_dt(arg, task, LLMQ_DTYPE_S8); break;
-    case LLMQ_DTYPE_U8: xg_wo_task_dt(arg, task, LLMQ_DTYPE_U8); break;
-    case LLMQ_DTYPE_S4: xg_wo_task_dt(arg, task, LLMQ_DTYPE_S4); break;
-    default: xg_wo_task_dt(arg, task, LLMQ_DTYPE_U4); break;
-    }
+    XG_FOR_DTYPE(xg_wo_task_dt, arg, task);
 }
 
 static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
 {
     llmq_context *ctx = be->ctx;
-    xg_wo v;
-    memset(&v, 0, sizeof v);
-    v.j = j;
-    v.m = j->m;
-    v.n = j->n;
-    v.k = j->k;
-    v.group = j->b_uniform_k ? j->k : j->b.map.col_group;
-    v.ngroups = (j->k + v.group - 1) / v.group;
-    v.nibbles = llmq_dtype_bits(j->b.dtype) == 4;
-    v.kv = j->k / 32 * 32;
-    v.rows_per_task = 32;
+    xg_gemv v;
+    xg_gemv_init(&v, j, 32);
     const size_t total = (size_t)v.m * (size_t)v.k * 4 + 64;
     float *ws = llmq_scratch(ctx, total);
     if (ws == NULL)

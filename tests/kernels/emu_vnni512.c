@@ -12,18 +12,7 @@
 #include "cpu/x86_v16_ymm.h"
 #include "cpu/x86_ukr_v16.h"
 
-#include "cpu/x86_gemm.h"
-#include "cpu/x86_quant.h"
+#include "cpu/x86_tier.h"
 #include "emu_ops.h"
 
-const llmq_backend_ops llmq_test_emu_vnni512_ops = {
-    .version = LLMQ_BACKEND_OPS_VERSION,
-    .name = "cpu-avx512-emulated",
-    .isa = LLMQ_CPU_ISA_AVX2,
-    .quantize = xq_quantize,
-    .dequantize = xq_dequantize,
-    .range = xq_range,
-    .pack = llmq_cpu_scalar_pack,
-    .unpack = llmq_cpu_scalar_unpack,
-    .matmul = xg_matmul,
-};
+LLMQ_X86_TIER_OPS(llmq_test_emu_vnni512_ops, "cpu-avx512-emulated", LLMQ_CPU_ISA_AVX2);
