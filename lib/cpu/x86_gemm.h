@@ -572,6 +572,8 @@ typedef struct xg_gemv {
     int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 */
     float *sa;              /* GEMV: [m] A's scale */
     float *a32;             /* weight-only: [m][k] A as f32, permuted */
+    float *wo_work;         /* weight-only: per worker, wo_worker_floats floats */
+    size_t wo_worker_floats;
     int64_t rows_per_task;
 } xg_gemv;
 
@@ -866,92 +868,133 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
     w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c1, 8)));
 }
 
-static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, llmq_dtype dt)
+/* Per-group partial sums of A rows m, m + 1 (mm = 1 or 2) against 4 B rows over the vector
+ * part [k0, kv) of one group. The weights come unpacked in registers (wbuf NULL) or from wbuf,
+ * where the group's weights were unpacked once for all rows of A: the same floats either way,
+ * in the same order, so both give the same bits. */
+static LLMQ_ALWAYS_INLINE void xg_wo_group(const xg_gemv *v, const uint8_t *const *brow,
+                                           const int32_t *zb, const float *a0, const float *a1,
+                                           int mm, int64_t k0, int64_t kv, const float *wbuf,
+                                           __m256 part[2][4], llmq_dtype dt)
+{
+    (void)v;
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 4; i++)
+            part[r][i] = _mm256_setzero_ps();
+    const int64_t len = kv - k0;
+    for (int64_t k = k0; k < kv; k += 32) {
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256 w[4];
+            if (wbuf == NULL) {
+                xg_w32(brow[i], dt, k, zb[i], w);
+            } else {
+                for (int q = 0; q < 4; q++)
+                    w[q] = _mm256_loadu_ps(wbuf + i * len + (k - k0) + q * 8);
+            }
+            LLMQ_UNROLL
+            for (int q = 0; q < 4; q++)
+                part[0][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + k + q * 8), w[q], part[0][i]);
+            if (mm > 1) {
+                LLMQ_UNROLL
+                for (int q = 0; q < 4; q++)
+                    part[1][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + k + q * 8), w[q], part[1][i]);
+            }
+        }
+    }
+}
+
+static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, int worker, llmq_dtype dt)
 {
     const xg_gemv *v = arg;
     const llmq_matmul_job *j = v->j;
     const int64_t n0 = task * v->rows_per_task;
     const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
+    /* more than 2 rows of A: each group's weights are unpacked once into wbuf (L1 / L2) */
+    float *wbuf = v->m > 2 ? v->wo_work + (size_t)worker * v->wo_worker_floats : NULL;
+    __m128 *facc = (__m128 *)(void *)(v->wo_work + (size_t)worker * v->wo_worker_floats +
+                                      (size_t)4 * (size_t)v->group);
     for (int64_t n = n0; n < n1; n += 4) {
         int64_t nr[4], bidx[4];
         const int cnt = xg_rows4(j, n, n1, nr, bidx);
         const uint8_t *brow[4];
         for (int i = 0; i < 4; i++)
             brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
-        for (int64_t m = 0; m < v->m; m += 2) {
-            const int mm = v->m - m < 2 ? 1 : 2;
-            const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
-            __m128 facc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
-            for (int64_t gi = 0; gi < v->ngroups; gi++) {
-                const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
-                const int64_t kv = k1 < v->kv ? k1 : v->kv;
-                float sb[4], tail[2][4] = {{0}};
-                int32_t zb[4];
-                for (int i = 0; i < 4; i++) {
-                    sb[i] = j->b.scale[bidx[i] + gi];
-                    zb[i] = j->b.zero_point[bidx[i] + gi];
-                }
-                __m256 part[2][4];
-                for (int r = 0; r < 2; r++)
-                    for (int i = 0; i < 4; i++)
-                        part[r][i] = _mm256_setzero_ps();
-                int64_t k = k0;
-                for (; k < kv; k += 32) {
-                    LLMQ_UNROLL
-                    for (int i = 0; i < 4; i++) {
+        for (int64_t m = 0; m < v->m; m++)
+            facc[m] = _mm_setzero_ps();
+        for (int64_t gi = 0; gi < v->ngroups; gi++) {
+            const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+            const int64_t kv = k1 < v->kv ? k1 : v->kv;
+            float sb[4];
+            int32_t zb[4];
+            for (int i = 0; i < 4; i++) {
+                sb[i] = j->b.scale[bidx[i] + gi];
+                zb[i] = j->b.zero_point[bidx[i] + gi];
+            }
+            if (wbuf != NULL)
+                for (int i = 0; i < 4; i++)
+                    for (int64_t k = k0; k < kv; k += 32) {
                         __m256 w[4];
                         xg_w32(brow[i], dt, k, zb[i], w);
-                        LLMQ_UNROLL
                         for (int q = 0; q < 4; q++)
-                            part[0][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + k + q * 8), w[q], part[0][i]);
-                        if (mm > 1) {
-                            LLMQ_UNROLL
-                            for (int q = 0; q < 4; q++)
-                                part[1][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + k + q * 8), w[q], part[1][i]);
-                        }
+                            _mm256_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + q * 8, w[q]);
                     }
-                }
+            for (int64_t m = 0; m < v->m; m += 2) {
+                const int mm = v->m - m < 2 ? 1 : 2;
+                const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+                __m256 part[2][4];
+                xg_wo_group(v, brow, zb, a0, a1, mm, k0, kv, wbuf, part, dt);
                 for (int r = 0; r < mm; r++) {
                     const float *ar = r ? a1 : a0;
+                    float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                     for (int i = 0; i < 4; i++)
-                        for (int64_t kk = k; kk < k1; kk++)
-                            tail[r][i] += ar[kk] * (float)(xg_code(&j->b, nr[i], kk) - zb[i]);
+                        for (int64_t kk = kv; kk < k1; kk++)
+                            tail[i] += ar[kk] * (float)(xg_code(&j->b, nr[i], kk) - zb[i]);
                     const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(part[r][0], part[r][1]),
                                                     _mm256_hadd_ps(part[r][2], part[r][3]));
-                    const __m128 s = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(h),
-                                                           _mm256_extractf128_ps(h, 1)),
-                                                _mm_loadu_ps(tail[r]));
-                    facc[r] = _mm_add_ps(facc[r], _mm_mul_ps(s, _mm_loadu_ps(sb)));
+                    const __m128 s4 = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(h),
+                                                            _mm256_extractf128_ps(h, 1)),
+                                                 _mm_loadu_ps(tail));
+                    facc[m + r] = _mm_add_ps(facc[m + r], _mm_mul_ps(s4, _mm_loadu_ps(sb)));
                 }
             }
-            for (int r = 0; r < mm; r++) {
-                void *crow = (uint8_t *)j->c_data + (size_t)(m + r) * j->c.stride;
-                float out[4];
-                _mm_storeu_ps(out, facc[r]);
-                for (int i = 0; i < cnt; i++)
-                    x86_store1(crow, j->c.dtype, n + i,
-                               out[i] + (j->bias != NULL ? j->bias[n + i] : 0.0f));
-            }
+        }
+        for (int64_t m = 0; m < v->m; m++) {
+            void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;
+            float out[4];
+            _mm_storeu_ps(out, facc[m]);
+            for (int i = 0; i < cnt; i++)
+                x86_store1(crow, j->c.dtype, n + i,
+                           out[i] + (j->bias != NULL ? j->bias[n + i] : 0.0f));
         }
     }
 }
 
+#define XG_WO_TASK(arg, task, dt) xg_wo_task_dt((arg), (task), worker, (dt))
+
 static void xg_wo_task(void *arg, int64_t task, int worker)
 {
-    (void)worker;
-    XG_FOR_DTYPE(xg_wo_task_dt, arg, task);
+    XG_FOR_DTYPE(XG_WO_TASK, arg, task);
 }
+
+#undef XG_WO_TASK
 
 static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
 {
     llmq_context *ctx = be->ctx;
     xg_gemv v;
     xg_gemv_init(&v, j, 32);
-    const size_t total = (size_t)v.m * (size_t)v.k * 4 + 64;
-    float *ws = llmq_scratch(ctx, total);
+    const int64_t tasks = (v.n + v.rows_per_task - 1) / v.rows_per_task;
+    const int workers = llmq_parallel_workers(ctx, tasks);
+    /* per worker: a group of 4 weight rows as floats, then 4 accumulators per row of A */
+    v.wo_worker_floats = ((size_t)4 * (size_t)v.group + (size_t)4 * (size_t)v.m + 15) & ~(size_t)15;
+    const size_t a_bytes = ((size_t)v.m * (size_t)v.k * 4 + 63) & ~(size_t)63;
+    const size_t total = a_bytes + (size_t)workers * v.wo_worker_floats * 4;
+    char *ws = llmq_scratch(ctx, total);
     if (ws == NULL)
         return xg_oom(be, total);
-    v.a32 = ws;
+    v.a32 = (float *)ws;
+    v.wo_work = (float *)(ws + a_bytes);
     llmq_parallel_for(ctx, v.m, xg_wo_prep, &v);
     llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_wo_task, &v);
     return LLMQ_OK;
