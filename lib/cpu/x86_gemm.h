@@ -679,6 +679,33 @@ static void xg_gemv_prep(void *arg, int64_t m, int worker)
     }
 }
 
+/* acc[r][i] += A' row r x B row i over [k0, kv) in steps of 32 (kv - k0 a multiple of 32). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_steps(const uint8_t *const *brow, llmq_dtype dt,
+                                             const int16_t *a0, const int16_t *a1, int64_t k0,
+                                             int64_t kv, const int mm, __m256i acc[2][4])
+{
+    for (int64_t k = k0; k < kv; k += 32) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + k));
+        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + k + 16));
+        __m256i y0 = x0, y1 = x1;
+        if (mm > 1) {
+            y0 = _mm256_loadu_si256((const __m256i *)(a1 + k));
+            y1 = _mm256_loadu_si256((const __m256i *)(a1 + k + 16));
+        }
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256i lo, hi;
+            xg_b32(brow[i], dt, k, &lo, &hi);
+            acc[0][i] = _mm256_add_epi32(acc[0][i], _mm256_add_epi32(_mm256_madd_epi16(lo, x0),
+                                                                     _mm256_madd_epi16(hi, x1)));
+            if (mm > 1)
+                acc[1][i] = _mm256_add_epi32(acc[1][i],
+                                             _mm256_add_epi32(_mm256_madd_epi16(lo, y0),
+                                                              _mm256_madd_epi16(hi, y1)));
+        }
+    }
+}
+
 /* B rows nr[0..4) against A rows m, m + 1 (mm = 1 or 2): exact sums of A' b over columns
  * [k0, k1) of one group, in part[row of A] (the 4 B rows in 4 lanes, kept in registers). */
 static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, int64_t m,
@@ -695,36 +722,11 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr
             acc[r][i] = _mm256_setzero_si256();
     const int64_t kv = k1 < v->kv ? k1 : v->kv;
     const int16_t *a0 = v->a16 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
-    int64_t k = k0;
-    if (mm == 1) {
-        for (; k < kv; k += 32) {
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + k));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + k + 16));
-            LLMQ_UNROLL
-            for (int i = 0; i < 4; i++) {
-                __m256i lo, hi;
-                xg_b32(brow[i], dt, k, &lo, &hi);
-                acc[0][i] = _mm256_add_epi32(acc[0][i], _mm256_add_epi32(_mm256_madd_epi16(lo, x0),
-                                                                         _mm256_madd_epi16(hi, x1)));
-            }
-        }
-    } else {
-        for (; k < kv; k += 32) {
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + k));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + k + 16));
-            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(a1 + k));
-            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(a1 + k + 16));
-            LLMQ_UNROLL
-            for (int i = 0; i < 4; i++) {
-                __m256i lo, hi;
-                xg_b32(brow[i], dt, k, &lo, &hi);
-                acc[0][i] = _mm256_add_epi32(acc[0][i], _mm256_add_epi32(_mm256_madd_epi16(lo, x0),
-                                                                         _mm256_madd_epi16(hi, x1)));
-                acc[1][i] = _mm256_add_epi32(acc[1][i], _mm256_add_epi32(_mm256_madd_epi16(lo, y0),
-                                                                         _mm256_madd_epi16(hi, y1)));
-            }
-        }
-    }
+    const int64_t k = kv > k0 ? kv : k0; /* the tail starts here (kv - k0 is a multiple of 32) */
+    if (mm == 1) /* two copies, the row count a constant in each */
+        xg_gemv_steps(brow, dt, a0, a1, k0, kv, 1, acc);
+    else
+        xg_gemv_steps(brow, dt, a0, a1, k0, kv, 2, acc);
     for (int r = 0; r < mm; r++) {
         /* four horizontal sums at once: lanes [0..3] of the two halves */
         const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[r][0], acc[r][1]),
