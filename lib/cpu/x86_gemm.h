@@ -16,9 +16,10 @@
  *   - panel GEMM: integer A x 8/4/2-bit B, prepacked or packed here panel by panel; uniform
  *     parameters or B groups along K that are a multiple of 4. Raw sums S = sum a' b' are
  *     corrected exactly: acc = S - zb' (sum a' - L za') - za' sum b'.
- *   - integer GEMV (M <= 8, B [N, K] 8 or 4 bits as stored): A' = a - zA in int16, vpmaddwd
+ *   - integer GEMV (M <= 4, B [N, K] 8 or 4 bits as stored): A' = a - zA in int16, vpmaddwd
  *     against B widened in registers, acc = sum A' b - zB sum A'.
- *   - weight-only (float A x 8/4-bit B [N, K]): B widened to float in registers, FMA.
+ *   - weight-only (float A x 8/4-bit B [N, K]): B widened to float (in registers, or once per
+ *     group into a buffer when A has more than 2 rows), FMA.
  * Anything else goes to the reference. The epilogues evaluate the reference's expressions in
  * the same order with separate multiplies and adds, so integer and exact-float results are
  * bit-identical; weight-only sums are reordered (docs/gemm.md bound). Work is split over
