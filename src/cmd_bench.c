@@ -1,9 +1,12 @@
 /* cmd_bench.c - `llmq bench quantize`: quantize throughput next to memcpy bandwidth measured
- * in the same run (`llmq bench observe` is in cmd_calib.c). SPDX-License-Identifier: MIT */
+ * in the same run (`llmq bench observe` is in cmd_calib.c); `llmq bench gemm`: the matmul
+ * kernels on the issue's shapes, 1 and 2 threads, weights hot and cold, next to the read
+ * bandwidth measured in the same run. SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_gemm.h"
 #include "cli.h"
 #include "synth.h"
 
@@ -98,16 +101,88 @@ static int bench_quantize(int argc, char **argv)
     return st == LLMQ_OK ? 0 : 1;
 }
 
+static int gemm_usage(void)
+{
+    fprintf(stderr, "usage: llmq bench gemm [--threads 1,2] [--reps N] [--quick]\n");
+    return 2;
+}
+
+static int bench_gemm(int argc, char **argv)
+{
+    int threads[2] = {1, 2}, nthreads = 2, reps = 5, quick = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            nthreads = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else
+            return gemm_usage();
+    }
+    if (reps < 1 || nthreads < 1 || threads[0] < 1 || (nthreads > 1 && threads[1] < 1))
+        return gemm_usage();
+    llmq_context *ctx = NULL;
+    llmq_status st = llmq_context_create(&ctx, NULL);
+    if (st != LLMQ_OK) {
+        const int rc = cli_fail(ctx, "context", st);
+        llmq_context_destroy(ctx);
+        return rc;
+    }
+    printf("llmq bench gemm: backend %s, best of %d; W8A8 weights prepacked\n",
+           llmq_context_backend_name(ctx), reps);
+    double bw[2];
+    for (int t = 0; t < nthreads; t++) {
+        bw[t] = bench_read_bandwidth(threads[t], reps);
+        printf("read bandwidth, %d thread%s: %.1f GB/s\n", threads[t], threads[t] > 1 ? "s" : "",
+               bw[t]);
+    }
+    printf("\n%-20s %-6s %2s %10s %9s %10s %10s %6s\n", "shape (M, N, K)", "kind", "T", "hot ms",
+           "hot GOPS", "cold ms", "cold GB/s", "%bw");
+    const int nshapes = quick ? 3 : 6;
+    for (int s = 0; s < nshapes && st == LLMQ_OK; s++) {
+        const int64_t m = bench_shapes[s][0], n = bench_shapes[s][1], k = bench_shapes[s][2];
+        for (int t = 0; t < nthreads && st == LLMQ_OK; t++) {
+            if ((st = llmq_context_set_threads(ctx, threads[t])) != LLMQ_OK) {
+                cli_fail(ctx, "threads", st);
+                break;
+            }
+            /* the decode kernels (weight-only and W4A8) at the decode shapes */
+            const int kinds = m <= 8 ? BENCH_KINDS : 1;
+            for (int kind = 0; kind < kinds; kind++) {
+                const double hot = bench_llmq(ctx, (bench_kind)kind, m, n, k, 0, reps);
+                const double cold = bench_llmq(ctx, (bench_kind)kind, m, n, k, 1, reps);
+                if (hot < 0 || cold < 0) {
+                    st = LLMQ_ERR_INTERNAL;
+                    break;
+                }
+                char shape[32];
+                snprintf(shape, sizeof shape, "(%lld, %lld, %lld)", (long long)m, (long long)n,
+                         (long long)k);
+                const double gbs = bench_weight_bytes((bench_kind)kind, n, k) / cold / 1e9;
+                printf("%-20s %-6s %2d %10.3f %9.1f %10.3f %10.2f %5.0f%%\n", shape,
+                       bench_kind_name((bench_kind)kind), threads[t], hot * 1e3,
+                       2.0 * (double)m * (double)n * (double)k / hot / 1e9, cold * 1e3, gbs,
+                       100.0 * gbs / bw[t]);
+            }
+        }
+    }
+    llmq_context_destroy(ctx);
+    return st == LLMQ_OK ? 0 : 1;
+}
+
 int llmq_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "quantize") == 0)
         return bench_quantize(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "gemm") == 0 && llmq_cmd_bench_is_cuda(argc - 1, argv + 1))
         return llmq_cmd_bench_gemm_cuda(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "gemm") == 0)
+        return bench_gemm(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "model") == 0)
         return llmq_cmd_bench_model(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "observe") == 0)
         return cli_bench_observe(argc - 1, argv + 1);
-    fprintf(stderr, "usage: llmq bench quantize|observe|model [options]\n");
+    fprintf(stderr, "usage: llmq bench quantize|gemm|observe|model [options]\n");
     return 2;
 }

@@ -23,6 +23,7 @@ static void usage(FILE *f)
                "  recipe check R.yaml [--model M]\n"
                "                     validate a recipe; show the rule of each tensor\n"
                "  bench observe      observer throughput next to memcpy bandwidth\n"
+               "  bench gemm         matmul kernels (W8A8, W8A16, W4A16, W4A8), 1 and 2 threads\n"
                "  help               this text\n");
 }
 

@@ -180,6 +180,33 @@ LLMQ_API llmq_cpu_isa llmq_context_cpu_isa(const llmq_context *ctx);
  */
 LLMQ_API llmq_cpu_isa llmq_context_host_isa(const llmq_context *ctx);
 
+/** Most threads a context may use (llmq_context_set_threads()). */
+#define LLMQ_MAX_THREADS 1024
+
+/**
+ * Run this context's kernels (matmul, quantize) on @p threads threads: the calling thread
+ * plus threads - 1 pthreads that the context starts now and joins in llmq_context_destroy().
+ * A new context uses 1 thread (no pool). Work is split over output channels or rows, never
+ * along the reduction dimension, so results are bit-identical for every thread count.
+ * @param ctx      the context
+ * @param threads  1..LLMQ_MAX_THREADS, or 0 for one thread per online CPU
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL context, threads out of range);
+ *         LLMQ_ERR_OUT_OF_MEMORY (memory or pthread_create failed; the previous thread count
+ *         stays in force)
+ * @thread ctx-exclusive
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_context_set_threads(llmq_context *ctx, int32_t threads);
+
+/**
+ * Threads this context's kernels use (llmq_context_set_threads()).
+ * @param ctx  NULL allowed
+ * @return 1 or more; 0 for NULL or a context whose creation failed
+ * @thread read-shared
+ * @since 0.2
+ */
+LLMQ_API int32_t llmq_context_threads(const llmq_context *ctx);
+
 /**
  * Name of a CPU tier: "default", "scalar", "avx2", "avxvnni", "avx512".
  * @param isa  any value

@@ -106,6 +106,45 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_with_options(llmq_context *ctx,
                                                              llmq_tensor *c,
                                                              const llmq_matmul_options *options);
 
+/**
+ * Pack 8-bit weights once for llmq_matmul(). The result holds B's codes in the panel layout
+ * that the CPU kernels read (docs/KERNELS.md), B's scheme with a copy of its parameters, and
+ * the per-channel code sums that the zero-point corrections need. Pass it as `b` to
+ * llmq_matmul() any number of times; B itself may be destroyed afterwards.
+ *
+ * The layout is the same for every CPU tier, scalar included: a packed weight gives the same,
+ * bit-identical results on any context, whatever its tier or thread count (it is never
+ * re-packed or converted behind the caller's back).
+ * @param ctx      the context whose allocator holds the packed weights; must outlive them
+ * @param b        S8/U8 weights with a scheme whose parameters do not vary along K (per tensor
+ *                 or per output channel), [N, K], or [K, N] with options->weight_layout KN
+ * @param options  NULL or options made by llmq_matmul_options_defaults(); only weight_layout
+ *                 is read
+ * @param packed   receives a new [N, K] tensor (destroy it with llmq_tensor_destroy()), NULL on
+ *                 failure. Its data are private: it is accepted only as the weights of
+ *                 llmq_matmul() with the default NK layout. Its scale and zero-point tensors
+ *                 may be read and changed like any other.
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, not 2-D or not quantized, bad parameters,
+ *         already packed); LLMQ_ERR_STATE (b has no scheme); LLMQ_ERR_UNSUPPORTED (sub-byte
+ *         weights, or parameters that vary along K: use those unpacked); LLMQ_ERR_ABI (options);
+ *         LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; the packed tensor is read-shared by any number of contexts and threads
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_pack_weights(llmq_context *ctx,
+                                                             const llmq_tensor *b,
+                                                             const llmq_matmul_options *options,
+                                                             llmq_tensor **packed);
+
+/**
+ * Whether @p t was made by llmq_matmul_pack_weights().
+ * @param t  NULL allowed
+ * @return 1 or 0 (0 for NULL)
+ * @thread read-shared
+ * @since 0.2
+ */
+LLMQ_API int32_t llmq_tensor_is_packed(const llmq_tensor *t);
+
 #ifdef __cplusplus
 }
 #endif

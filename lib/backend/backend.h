@@ -31,13 +31,16 @@ static inline int64_t llmq_param_row_base(const llmq_param_map *m, int64_t r)
     return ((r / m->row_div) % m->row_mod) * m->row_mul;
 }
 
-/* One quantize / dequantize / range / pack / unpack over a rows x cols view. */
+/* One quantize / dequantize / range / pack / unpack over a rows x cols view: rows row0 ..
+ * row0 + rows of the tensor (src and dst point at row row0). Parameter indices, flat element
+ * indices (NaN reports, stochastic draws) use the tensor's row numbers, so that a tensor split
+ * into row blocks gives the results of one job. */
 typedef struct llmq_quant_job {
     const void *src;
     void *dst;
     llmq_dtype src_dtype, dst_dtype;
     size_t src_stride, dst_stride; /* bytes between rows */
-    int64_t rows, cols;
+    int64_t row0, rows, cols;
     llmq_param_map map;
     const float *scale;
     const int32_t *zero_point;
@@ -46,6 +49,28 @@ typedef struct llmq_quant_job {
     llmq_numerics numerics;
     uint64_t seed;
 } llmq_quant_job;
+
+/* Weights prepacked by llmq_matmul_pack_weights() (lib/gemm/pack.c; docs/KERNELS.md).
+ * The layout is the same for every CPU tier: codes stored as s8 `code - offset` in panels of
+ * LLMQ_PACK_NR output channels, each panel k4 blocks of LLMQ_PACK_NR x 4 bytes:
+ *   panels[(n / 16) * k4 * 64 + (k / 4) * 64 + (n % 16) * 4 + k % 4] = B[n, k] - offset,
+ * zero beyond N and K. colsum[n] is the sum over k < K of the stored values. */
+#define LLMQ_PACK_NR 16
+typedef struct llmq_packed_b {
+    int64_t n, k;          /* logical [N, K] */
+    int64_t k4;            /* ceil(K / 4) */
+    int32_t offset;        /* 128 for u8 weights (stored = code ^ 0x80), 0 for s8 */
+    const int8_t *panels;  /* ceil(N / 16) * k4 * 64 bytes */
+    const int32_t *colsum; /* ceil(N / 16) * 16 sums, 0 past N */
+} llmq_packed_b;
+
+/* B's stored code at (n, k) of a packed weight, as the original dtype's code. */
+static inline int32_t llmq_packed_code(const llmq_packed_b *p, int64_t n, int64_t k)
+{
+    const size_t i = (size_t)(n / LLMQ_PACK_NR) * (size_t)p->k4 * 64 + (size_t)(k / 4) * 64 +
+                     (size_t)(n % LLMQ_PACK_NR) * 4 + (size_t)(k % 4);
+    return (int32_t)p->panels[i] + p->offset;
+}
 
 /* One operand of a matmul as the kernels see it: a rows x cols view and its parameters
  * (scale / zero_point NULL for float operands). For C, the parameters are those of an S8/U8
@@ -61,6 +86,7 @@ typedef struct llmq_matmul_operand {
     /* range of the zero points (quantized operands): lets kernels skip the zero-point
      * corrections when every zero point is 0 (or the unsigned offset 128) */
     int32_t zp_lo, zp_hi;
+    const llmq_packed_b *packed; /* B only: prepacked weights (data = packed->panels), or NULL */
 } llmq_matmul_operand;
 
 /* C[m, n] = sum_k A[m, k] * B[n, k] (+ bias[n]) with the epilogue of docs/gemm.md. */
@@ -213,7 +239,8 @@ typedef struct llmq_backend_ops {
 
 struct llmq_backend {
     const llmq_backend_ops *ops;
-    void *state; /* backend-owned, NULL for the CPU */
+    void *state;       /* backend-owned, NULL for the CPU */
+    llmq_context *ctx; /* the owning context: thread pool, scratch memory, messages */
 };
 
 /* Choose the backend for a new context. name: "auto", "cpu" or "cuda" (already checked to be

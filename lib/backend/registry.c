@@ -7,8 +7,19 @@
 #include "core/fail.h"
 #include "cpu/cpu_backends.h"
 
-/* CPU tiers, most specialised first; the scalar reference is always last and never capped. */
+/* CPU tiers, most specialised first; the scalar reference is always last and never capped.
+ * A tier is taken when it is at most min(host tier, cap): the host tier comes from CPUID and
+ * XGETBV at context creation, so no instruction of a tier runs on a host without it. */
 static const llmq_backend_ops *const cpu_backends[] = {
+#if defined(LLMQ_HAVE_CPU_AVX512)
+    &llmq_cpu_avx512_ops,
+#endif
+#if defined(LLMQ_HAVE_CPU_AVXVNNI)
+    &llmq_cpu_avxvnni_ops,
+#endif
+#if defined(LLMQ_HAVE_CPU_AVX2)
+    &llmq_cpu_avx2_ops,
+#endif
     &llmq_cpu_scalar_ops,
 };
 
@@ -26,6 +37,7 @@ static llmq_status select_cpu(llmq_context *ctx, const char *name, llmq_cpu_isa 
         if (ops->isa <= limit || i + 1 == n) {
             out->ops = ops;
             out->state = NULL;
+            out->ctx = ctx; /* CPU kernels reach the context's thread pool through it */
             return LLMQ_OK;
         }
     }
@@ -45,6 +57,7 @@ llmq_status llmq_backend_select(llmq_context *ctx, const char *name, llmq_cpu_is
         llmq_backend dev;
         const llmq_status st = llmq_cuda_load(&dev, &ctx->module, why, sizeof why);
         if (st == LLMQ_OK) {
+            dev.ctx = ctx;
             ctx->backend = dev;
             return LLMQ_OK;
         }
@@ -67,6 +80,8 @@ llmq_status llmq_backend_status(llmq_context *ctx, const llmq_backend *be, const
 {
     if (st == LLMQ_OK)
         return LLMQ_OK;
+    if (!be->ops->device) /* CPU kernels write their message on the context themselves */
+        return st;
     const char *m = be->ops->message != NULL ? be->ops->message(be) : NULL;
     return llmq_fail(ctx, st, fn, "%s", m != NULL && m[0] != '\0' ? m : "backend failure");
 }

@@ -1,11 +1,13 @@
 /* context.c - context creation, options and queries. SPDX-License-Identifier: MIT */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/hwcaps.h"
 #include "core/abi_check.h"
 #include "core/context_impl.h"
 #include "core/fail.h"
+#include "core/pool.h"
 
 /* First version of the options struct: everything up to and including `reserved`. */
 #define OPTIONS_V1_SIZE sizeof(llmq_context_options)
@@ -96,6 +98,7 @@ static llmq_status create(llmq_context **out, const llmq_context_options *o, llm
         return LLMQ_ERR_OUT_OF_MEMORY;
     memset(ctx, 0, sizeof *ctx);
     ctx->allocator = al;
+    ctx->threads = 1;
     if (early != LLMQ_OK) {
         /* report the options problem on a usable context */
         ctx->host_isa = llmq_hwcaps_detect();
@@ -153,6 +156,8 @@ void llmq_context_destroy(llmq_context *ctx)
         return;
     if (ctx->backend.ops != NULL && ctx->backend.ops->device)
         llmq_cuda_unload(&ctx->backend, ctx->module);
+    llmq_pool_destroy(ctx, ctx->pool);
+    llmq_mem_free(ctx, ctx->scratch);
     if (ctx->allocator.free != NULL)
         ctx->allocator.free(ctx->allocator.user, ctx);
     else
@@ -224,4 +229,31 @@ llmq_status llmq_context_sync(llmq_context *ctx)
 llmq_cpu_isa llmq_context_host_isa(const llmq_context *ctx)
 {
     return ctx != NULL ? ctx->host_isa : LLMQ_CPU_ISA_DEFAULT;
+}
+
+llmq_status llmq_context_set_threads(llmq_context *ctx, int32_t threads)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    LLMQ_REQUIRE(ctx, threads >= 0 && threads <= LLMQ_MAX_THREADS,
+                 "threads=%d: must be 0 (one per online CPU) to %d", (int)threads,
+                 LLMQ_MAX_THREADS);
+    int n = threads;
+    if (n == 0) {
+        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus < 1 ? 1 : cpus > LLMQ_MAX_THREADS ? LLMQ_MAX_THREADS : (int)cpus;
+    }
+    if (n == ctx->threads)
+        return LLMQ_OK;
+    llmq_pool *pool = NULL;
+    if (n > 1)
+        LLMQ_TRY(llmq_pool_create(ctx, n, &pool)); /* the old pool keeps running on failure */
+    llmq_pool_destroy(ctx, ctx->pool);
+    ctx->pool = pool;
+    ctx->threads = n;
+    return LLMQ_OK;
+}
+
+int32_t llmq_context_threads(const llmq_context *ctx)
+{
+    return ctx != NULL && ctx->backend.ops != NULL ? ctx->threads : 0;
 }

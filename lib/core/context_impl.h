@@ -12,12 +12,18 @@
 #define LLMQ_ERROR_MESSAGE_SIZE 512
 #define LLMQ_ALIGNMENT 64
 
+struct llmq_pool;
+
 struct llmq_context {
     llmq_allocator allocator;
     llmq_backend backend; /* the chosen backend: a CPU tier or the CUDA module */
     llmq_backend host;    /* the CPU tier that runs ops on host tensors (== backend on CPU) */
     void *module;         /* dlopen handle of libllmq-cuda.so, or NULL */
     llmq_cpu_isa host_isa;
+    int threads;             /* llmq_context_set_threads(); 1 by default */
+    struct llmq_pool *pool;  /* threads - 1 workers, NULL when threads == 1 */
+    void *scratch;           /* llmq_scratch(): kernel workspace kept between calls */
+    size_t scratch_size;
     char last_error[LLMQ_ERROR_MESSAGE_SIZE];
 };
 

@@ -30,6 +30,9 @@ struct llmq_tensor {
     int32_t zp_lo, zp_hi;
     /* parameter tensors: the quantized tensor they belong to, else NULL */
     llmq_tensor *owner;
+    /* llmq_matmul_pack_weights(): weights in the kernels' panel layout (owned; data points at
+     * packed->panels), usable only as the B operand of llmq_matmul */
+    llmq_packed_b *packed;
 };
 
 /* Range of the zero points of a quantized tensor with a scheme: read from host memory, or the
@@ -47,6 +50,10 @@ llmq_status llmq_host_backend(llmq_context *ctx, const char *fn, int n, const ch
 
 llmq_status llmq_tensors_backend(llmq_context *ctx, const char *fn, int n, const char *const *names,
                                  const llmq_tensor *const *tensors, llmq_backend **be);
+
+/* Refuse a packed weight where a plain tensor is needed (message names `name`). */
+llmq_status llmq_tensor_check_unpacked(llmq_context *ctx, const char *fn, const char *name,
+                                       const llmq_tensor *t);
 
 /* Packed bytes of n elements of dtype: ceil(n * bits / 8); false on overflow. */
 bool llmq_dtype_row_bytes(llmq_dtype dtype, int64_t n, size_t *bytes);

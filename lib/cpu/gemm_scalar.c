@@ -6,20 +6,13 @@
 #include "core/half.h"
 #include "core/tensor_impl.h"
 #include "cpu/cpu_backends.h"
+#include "quant/pack.h"
 #include "quant/rounding.h"
 
 /* Code at (row, col) of a quantized rows x cols view. */
 static inline int32_t code_at(const llmq_matmul_operand *o, int64_t row, int64_t col)
 {
-    const uint8_t *p = (const uint8_t *)o->data + (size_t)row * o->stride;
-    switch (o->dtype) {
-    case LLMQ_DTYPE_S8: return ((const int8_t *)p)[col];
-    case LLMQ_DTYPE_U8: return p[col];
-    case LLMQ_DTYPE_S4: return (int32_t)(int8_t)(uint8_t)((p[col / 2] >> (col % 2 * 4)) << 4) >> 4;
-    case LLMQ_DTYPE_U4: return (p[col / 2] >> (col % 2 * 4)) & 15;
-    case LLMQ_DTYPE_S2: return (int32_t)(int8_t)(uint8_t)((p[col / 4] >> (col % 4 * 2)) << 6) >> 6;
-    default: return (p[col / 4] >> (col % 4 * 2)) & 3;
-    }
+    return llmq_code_at((const uint8_t *)o->data + (size_t)row * o->stride, o->dtype, col);
 }
 
 static inline float float_at(const llmq_matmul_operand *o, int64_t row, int64_t col)
@@ -40,6 +33,8 @@ static inline int64_t param_at(const llmq_matmul_operand *o, int64_t row, int64_
 /* B's code and parameter index for output channel n and reduction index k. */
 static inline int32_t b_code(const llmq_matmul_job *j, int64_t n, int64_t k)
 {
+    if (j->b.packed != NULL)
+        return llmq_packed_code(j->b.packed, n, k);
     return j->b_kn ? code_at(&j->b, k, n) : code_at(&j->b, n, k);
 }
 

@@ -65,7 +65,7 @@ static void write_codes(void *row, llmq_dtype dt, int64_t c0, const uint8_t *cod
     llmq_pack_codes(row, c0, codes, n, bits);
 }
 
-static llmq_status scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
+llmq_status llmq_cpu_scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
                                    int64_t *bad_index)
 {
     (void)be;
@@ -76,7 +76,7 @@ static llmq_status scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
         char *drow = (char *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             const float *x = llmq_cpu_load_f32(srow, job->src_dtype, c0, n, buf);
@@ -85,11 +85,11 @@ static llmq_status scalar_quantize(llmq_backend *be, const llmq_quant_job *job,
                 const int64_t p = base + (c0 + c) / g;
                 int64_t end = ((c0 + c) / g + 1) * g - c0; /* end of this parameter's run */
                 end = end < n ? end : n;
-                const uint64_t index0 = (uint64_t)(r * job->cols + c0 + c);
+                const uint64_t index0 = (uint64_t)((job->row0 + r) * job->cols + c0 + c);
                 const int64_t nan = quantize_span(job, x + c, end - c, job->scale[p],
                                                   job->zero_point[p], index0, codes + c);
                 if (nan >= 0) {
-                    *bad_index = r * job->cols + c0 + c + nan;
+                    *bad_index = (job->row0 + r) * job->cols + c0 + c + nan;
                     return LLMQ_ERR_NON_FINITE;
                 }
                 c = end;
@@ -119,7 +119,7 @@ static void read_codes(const void *row, llmq_dtype dt, int64_t c0, int64_t n, in
     }
 }
 
-static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job)
+llmq_status llmq_cpu_scalar_dequantize(llmq_backend *be, const llmq_quant_job *job)
 {
     (void)be;
     const int64_t g = job->map.col_group;
@@ -128,7 +128,7 @@ static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
         char *drow = (char *)job->dst + (size_t)r * job->dst_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             read_codes(srow, job->src_dtype, c0, n, codes);
@@ -149,7 +149,7 @@ static llmq_status scalar_dequantize(llmq_backend *be, const llmq_quant_job *job
     return LLMQ_OK;
 }
 
-static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, float *lo,
+llmq_status llmq_cpu_scalar_range(llmq_backend *be, const llmq_quant_job *job, float *lo,
                                 float *hi, int64_t *bad_index)
 {
     (void)be;
@@ -157,7 +157,7 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
     float buf[CHUNK];
     for (int64_t r = 0; r < job->rows; r++) {
         const char *srow = (const char *)job->src + (size_t)r * job->src_stride;
-        const int64_t base = llmq_param_row_base(&job->map, r);
+        const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
             const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
             const float *x = llmq_cpu_load_f32(srow, job->src_dtype, c0, n, buf);
@@ -183,7 +183,8 @@ static llmq_status scalar_range(llmq_backend *be, const llmq_quant_job *job, flo
                     }
                 }
                 if (bad) {
-                    *bad_index = r * job->cols + c0 + c + llmq_cpu_first_nan(x + c, end - c);
+                    *bad_index = (job->row0 + r) * job->cols + c0 + c +
+                                 llmq_cpu_first_nan(x + c, end - c);
                     return LLMQ_ERR_NON_FINITE;
                 }
                 lo[p] = mn;
@@ -229,7 +230,7 @@ static void histogram_span(const float *x, int64_t n, bool absolute, float lo, f
     }
 }
 
-static llmq_status scalar_histogram(llmq_backend *be, const llmq_quant_job *job,
+llmq_status llmq_cpu_scalar_histogram(llmq_backend *be, const llmq_quant_job *job,
                                     const llmq_hist_job *hist)
 {
     (void)be;
@@ -257,7 +258,7 @@ static llmq_status scalar_histogram(llmq_backend *be, const llmq_quant_job *job,
     return LLMQ_OK;
 }
 
-static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index)
+llmq_status llmq_cpu_scalar_pack(llmq_backend *be, const llmq_quant_job *job, int64_t *bad_index)
 {
     (void)be;
     const int bits = job->dst_dtype == LLMQ_DTYPE_S4 || job->dst_dtype == LLMQ_DTYPE_U4 ? 4 : 2;
@@ -268,7 +269,7 @@ static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int6
         for (int64_t c = 0; c < job->cols; c++) {
             const int32_t v = is_signed ? (int8_t)srow[c] : srow[c];
             if (v < job->qmin || v > job->qmax) {
-                *bad_index = r * job->cols + c;
+                *bad_index = (job->row0 + r) * job->cols + c;
                 return LLMQ_ERR_INVALID_ARG;
             }
         }
@@ -277,7 +278,7 @@ static llmq_status scalar_pack(llmq_backend *be, const llmq_quant_job *job, int6
     return LLMQ_OK;
 }
 
-static llmq_status scalar_unpack(llmq_backend *be, const llmq_quant_job *job)
+llmq_status llmq_cpu_scalar_unpack(llmq_backend *be, const llmq_quant_job *job)
 {
     (void)be;
     int32_t codes[CHUNK];
@@ -298,12 +299,12 @@ const llmq_backend_ops llmq_cpu_scalar_ops = {
     .version = LLMQ_BACKEND_OPS_VERSION,
     .name = "cpu-scalar",
     .isa = LLMQ_CPU_ISA_SCALAR,
-    .quantize = scalar_quantize,
-    .dequantize = scalar_dequantize,
-    .range = scalar_range,
-    .histogram = scalar_histogram,
-    .pack = scalar_pack,
-    .unpack = scalar_unpack,
+    .quantize = llmq_cpu_scalar_quantize,
+    .dequantize = llmq_cpu_scalar_dequantize,
+    .range = llmq_cpu_scalar_range,
+    .histogram = llmq_cpu_scalar_histogram,
+    .pack = llmq_cpu_scalar_pack,
+    .unpack = llmq_cpu_scalar_unpack,
     .matmul = llmq_cpu_scalar_matmul,
     .fake_quantize = llmq_cpu_scalar_fake_quantize,
     .fake_quantize_backward = llmq_cpu_scalar_fake_quantize_backward,

@@ -28,7 +28,8 @@ static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
 
 static llmq_matmul_operand operand(const llmq_tensor *t)
 {
-    llmq_matmul_operand o = {.data = t->data, .dtype = t->dtype, .stride = t->row_stride};
+    llmq_matmul_operand o = {.data = t->data, .dtype = t->dtype, .stride = t->row_stride,
+                             .packed = t->packed};
     if (t->scheme != NULL) {
         const llmq_qgrid g = llmq_scheme_grid(t->scheme);
         o.scale = t->scale->data;
@@ -46,10 +47,10 @@ static llmq_matmul_operand operand(const llmq_tensor *t)
 static int64_t max_centered(const llmq_tensor *t)
 {
     const llmq_qgrid g = llmq_scheme_grid(t->scheme);
-    int32_t zlo, zhi;
-    llmq_tensor_zp_range(t, &zlo, &zhi);
-    const int64_t lo = (int64_t)zhi - g.qmin, hi = (int64_t)g.qmax - zlo;
-    return lo > hi ? lo : hi;
+    int32_t lo, hi;
+    llmq_tensor_zp_range(t, &lo, &hi);
+    const int64_t a = (int64_t)hi - g.qmin, b = (int64_t)g.qmax - lo;
+    return a > b ? a : b;
 }
 
 static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_tensor *a,
@@ -60,6 +61,11 @@ static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_
     if (a == NULL || b == NULL || c == NULL)
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=NULL: must be a tensor",
                          a == NULL ? "a" : b == NULL ? "b" : "c");
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "a", a));
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "c", c));
+    if (b->packed != NULL && kn)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "options.weight_layout=KN: b is packed, its layout is fixed [N, K]");
     const bool int_a = a->dtype == LLMQ_DTYPE_S8 || a->dtype == LLMQ_DTYPE_U8;
     if (!int_a && !llmq_dtype_is_float(a->dtype))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
@@ -116,6 +122,29 @@ static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_
     return LLMQ_OK;
 }
 
+/* Copy and check the caller's options (NULL: defaults). */
+static llmq_status read_options(llmq_context *ctx, const char *fn,
+                                const llmq_matmul_options *options, llmq_matmul_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    if (options != NULL) {
+        if (llmq_abi_check(options, options->size, sizeof *o,
+                           offsetof(llmq_matmul_options, reserved)) != LLMQ_OK)
+            return llmq_fail(ctx, LLMQ_ERR_ABI, fn,
+                             "options.size=%zu: must be sizeof(llmq_matmul_options), reserved 0",
+                             options->size);
+        memcpy(o, options, sizeof *o);
+    }
+    if ((unsigned)o->weight_layout > LLMQ_WEIGHT_LAYOUT_KN)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "options.weight_layout=%d: unknown layout",
+                         (int)o->weight_layout);
+    if ((unsigned)o->requant > LLMQ_REQUANT_MULTIPLIER)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "options.requant=%d: unknown requantization mode", (int)o->requant);
+    return LLMQ_OK;
+}
+
 llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a,
                                      const llmq_tensor *b, const llmq_tensor *bias,
                                      llmq_tensor *c, const llmq_matmul_options *options)
@@ -123,20 +152,7 @@ llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a,
     static const char fn[] = "llmq_matmul";
     LLMQ_CHECK_CONTEXT(ctx);
     llmq_matmul_options o;
-    memset(&o, 0, sizeof o);
-    o.size = sizeof o;
-    if (options != NULL) {
-        if (llmq_abi_check(options, options->size, sizeof o,
-                           offsetof(llmq_matmul_options, reserved)) != LLMQ_OK)
-            return llmq_fail(ctx, LLMQ_ERR_ABI, fn,
-                             "options.size=%zu: must be sizeof(llmq_matmul_options), reserved 0",
-                             options->size);
-        memcpy(&o, options, sizeof o);
-    }
-    LLMQ_REQUIRE(ctx, (unsigned)o.weight_layout <= LLMQ_WEIGHT_LAYOUT_KN,
-                 "options.weight_layout=%d: unknown layout", (int)o.weight_layout);
-    LLMQ_REQUIRE(ctx, (unsigned)o.requant <= LLMQ_REQUANT_MULTIPLIER,
-                 "options.requant=%d: unknown requantization mode", (int)o.requant);
+    LLMQ_TRY(read_options(ctx, fn, options, &o));
     const bool kn = o.weight_layout == LLMQ_WEIGHT_LAYOUT_KN;
     int64_t n = 0;
     LLMQ_TRY(check_operands(ctx, fn, a, b, bias, c, kn, &n));
@@ -191,4 +207,92 @@ llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tens
                         const llmq_tensor *bias, llmq_tensor *c)
 {
     return llmq_matmul_with_options(ctx, a, b, bias, c, NULL);
+}
+
+/* ---- prepacked weights (the layout: backend.h, docs/KERNELS.md) ---- */
+
+llmq_status llmq_matmul_pack_weights(llmq_context *ctx, const llmq_tensor *b,
+                                     const llmq_matmul_options *options, llmq_tensor **packed)
+{
+    static const char fn[] = "llmq_matmul_pack_weights";
+    LLMQ_CHECK_CONTEXT(ctx);
+    LLMQ_REQUIRE(ctx, packed != NULL, "packed=NULL: must point to a tensor pointer");
+    *packed = NULL;
+    llmq_matmul_options o;
+    LLMQ_TRY(read_options(ctx, fn, options, &o));
+    LLMQ_REQUIRE(ctx, b != NULL, "b=NULL: must be a tensor");
+    if (b->packed != NULL)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "b=packed: already packed");
+    LLMQ_REQUIRE(ctx, llmq_dtype_is_quantized(b->dtype),
+                 "b=%s tensor: weights must be quantized (s8, u8)", llmq_dtype_name(b->dtype));
+    char s1[96];
+    LLMQ_REQUIRE(ctx, b->ndim == 2, "b=%s: weights must be 2-D", llmq_shape_str(b, s1, sizeof s1));
+    LLMQ_TRY(llmq_tensor_check_params(ctx, fn, "b", b, true));
+    const bool kn = o.weight_layout == LLMQ_WEIGHT_LAYOUT_KN;
+    const int64_t k = kn ? b->shape[0] : b->shape[1], n = kn ? b->shape[1] : b->shape[0];
+    if (llmq_dtype_bits(b->dtype) != 8)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "b=%s tensor: only 8-bit weights are packed; sub-byte weights are read "
+                         "as stored", llmq_dtype_name(b->dtype));
+    const bool uniform = kn ? b->map.row_mul == 0 : b->map.col_group >= k;
+    if (!uniform)
+        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
+                         "b: parameters vary along K=%lld; only per-tensor and per-output-channel "
+                         "weights are packed", (long long)k);
+    /* the packed tensor is [N, K]: per-N parameters of a [K, N] weight become axis 0 */
+    llmq_scheme scheme = *b->scheme;
+    if (kn && scheme.granularity == LLMQ_GRANULARITY_PER_CHANNEL)
+        scheme.axis = 0;
+    const int64_t npanels = (n + LLMQ_PACK_NR - 1) / LLMQ_PACK_NR, k4 = (k + 3) / 4;
+    const size_t panel_bytes = (size_t)npanels * (size_t)k4 * 64;
+    const size_t info_bytes = sizeof(llmq_packed_b) + sizeof(int32_t) * (size_t)npanels * 16;
+    llmq_tensor *t = NULL;
+    LLMQ_TRY(llmq_tensor_create(ctx, b->dtype, 2, (const int64_t[]){n, k}, &t));
+    llmq_status st = llmq_tensor_set_scheme(ctx, t, &scheme);
+    int8_t *panels = NULL;
+    llmq_packed_b *info = NULL;
+    if (st == LLMQ_OK) {
+        panels = llmq_mem_calloc(ctx, panel_bytes);
+        info = llmq_mem_calloc(ctx, info_bytes);
+        if (panels == NULL || info == NULL)
+            st = llmq_fail_oom(ctx, fn, panels == NULL ? "panels" : "colsum",
+                               panels == NULL ? panel_bytes : info_bytes);
+    }
+    if (st != LLMQ_OK) {
+        llmq_mem_free(ctx, panels);
+        llmq_mem_free(ctx, info);
+        llmq_tensor_destroy(t);
+        return st;
+    }
+    memcpy(t->scale->data, b->scale->data, sizeof(float) * (size_t)llmq_tensor_numel(b->scale));
+    memcpy(t->zero_point->data, b->zero_point->data,
+           sizeof(int32_t) * (size_t)llmq_tensor_numel(b->zero_point));
+    const int32_t offset = b->dtype == LLMQ_DTYPE_U8 ? 128 : 0;
+    int32_t *colsum = (int32_t *)(info + 1);
+    for (int64_t nn = 0; nn < n; nn++) {
+        int8_t *col = panels + (size_t)(nn / LLMQ_PACK_NR) * (size_t)k4 * 64 +
+                      (size_t)(nn % LLMQ_PACK_NR) * 4;
+        uint32_t sum = 0; /* modulo 2^32: the corrections are exact in that ring */
+        for (int64_t kk = 0; kk < k; kk++) {
+            const uint8_t *src = (const uint8_t *)b->data +
+                                 (kn ? (size_t)kk * b->row_stride + (size_t)nn
+                                     : (size_t)nn * b->row_stride + (size_t)kk);
+            const int32_t code = b->dtype == LLMQ_DTYPE_U8 ? (int32_t)*src : (int32_t)(int8_t)*src;
+            const int8_t stored = (int8_t)(code - offset);
+            col[(size_t)(kk / 4) * 64 + (size_t)(kk % 4)] = stored;
+            sum += (uint32_t)(int32_t)stored;
+        }
+        colsum[nn] = (int32_t)sum;
+    }
+    info->n = n;
+    info->k = k;
+    info->k4 = k4;
+    info->offset = offset;
+    info->panels = panels;
+    info->colsum = colsum;
+    llmq_mem_free(ctx, t->data);
+    t->data = panels;
+    t->packed = info;
+    *packed = t;
+    return LLMQ_OK;
 }

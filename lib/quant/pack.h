@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "llmq/tensor.h"
+
 /* Pack n codes (one per byte) into dst, starting at element `first` of dst (first is a
  * multiple of 8 / bits or the bytes around it are merged). bits is 4 or 2. */
 static inline void llmq_pack_codes(uint8_t *dst, int64_t first, const uint8_t *codes, int64_t n,
@@ -49,6 +51,19 @@ static inline void llmq_unpack_codes(const uint8_t *src, int64_t first, int32_t 
         const int64_t e = first + i;
         const uint32_t u = (src[e / per] >> ((e % per) * bits)) & mask;
         codes[i] = is_signed && (u >> (bits - 1)) ? (int32_t)u - (1 << bits) : (int32_t)u;
+    }
+}
+
+/* The code at column `col` of a row of a quantized dtype, sign-extended for signed dtypes. */
+static inline int32_t llmq_code_at(const uint8_t *row, llmq_dtype dt, int64_t col)
+{
+    switch (dt) {
+    case LLMQ_DTYPE_S8: return ((const int8_t *)row)[col];
+    case LLMQ_DTYPE_U8: return row[col];
+    case LLMQ_DTYPE_S4: return (int32_t)(int8_t)(uint8_t)((row[col / 2] >> (col % 2 * 4)) << 4) >> 4;
+    case LLMQ_DTYPE_U4: return (row[col / 2] >> (col % 2 * 4)) & 15;
+    case LLMQ_DTYPE_S2: return (int32_t)(int8_t)(uint8_t)((row[col / 4] >> (col % 4 * 2)) << 6) >> 6;
+    default: return (row[col / 4] >> (col % 4 * 2)) & 3;
     }
 }
 

@@ -2,6 +2,7 @@
  * the context's backend. SPDX-License-Identifier: MIT */
 #include "core/context_impl.h"
 #include "core/fail.h"
+#include "core/pool.h"
 #include "core/tensor_impl.h"
 #include "quant/scheme_impl.h"
 #include "llmq/quantize.h"
@@ -24,6 +25,8 @@ static llmq_status check_pair(llmq_context *ctx, const char *fn, const llmq_tens
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%s: shape differs from src=%s",
                          llmq_shape_str(dst, a, sizeof a), llmq_shape_str(src, b, sizeof b));
     }
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "src", src));
+    LLMQ_TRY(llmq_tensor_check_unpacked(ctx, fn, "dst", dst));
     if (overlap(src, dst))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "dst=%p: overlaps src=%p", dst->data,
                          src->data);
@@ -43,6 +46,7 @@ static llmq_quant_job make_job(const llmq_tensor *src, llmq_tensor *dst, const l
         .dst_dtype = dst->dtype,
         .src_stride = src->row_stride,
         .dst_stride = dst->row_stride,
+        .row0 = 0,
         .rows = src->rows,
         .cols = src->cols,
         .map = q->map,
@@ -55,6 +59,79 @@ static llmq_quant_job make_job(const llmq_tensor *src, llmq_tensor *dst, const l
         .seed = s != NULL ? s->seed : 0,
     };
     return job;
+}
+
+/* ---- row blocks on the context's threads ---- */
+
+#define MAX_BLOCKS 64
+
+enum { OP_QUANTIZE, OP_RANGE, OP_DEQUANTIZE };
+
+typedef struct row_blocks {
+    llmq_backend *be;
+    const llmq_quant_job *job;
+    int op;
+    float *lo, *hi;
+    int64_t rows_per_block;
+    llmq_status st[MAX_BLOCKS];
+    int64_t bad[MAX_BLOCKS];
+} row_blocks;
+
+static void run_block(void *arg, int64_t b, int worker)
+{
+    (void)worker;
+    row_blocks *rb = arg;
+    llmq_quant_job sub = *rb->job;
+    const int64_t r0 = b * rb->rows_per_block;
+    sub.row0 = r0;
+    sub.rows = rb->job->rows - r0 < rb->rows_per_block ? rb->job->rows - r0 : rb->rows_per_block;
+    sub.src = (const char *)sub.src + (size_t)r0 * sub.src_stride;
+    if (sub.dst != NULL)
+        sub.dst = (char *)sub.dst + (size_t)r0 * sub.dst_stride;
+    rb->bad[b] = -1;
+    const llmq_backend_ops *ops = rb->be->ops;
+    rb->st[b] = rb->op == OP_QUANTIZE ? ops->quantize(rb->be, &sub, &rb->bad[b])
+                : rb->op == OP_RANGE  ? ops->range(rb->be, &sub, rb->lo, rb->hi, &rb->bad[b])
+                                      : ops->dequantize(rb->be, &sub);
+}
+
+/* Run one job split into row blocks on the context's threads. Every element's result depends
+ * on its row only (parameters, stochastic draws and NaN indices use the tensor's row numbers),
+ * so any split gives the bits of one job. A range job is split only when no parameter is
+ * shared by two rows. On failure the error of the smallest element index wins, as in one
+ * sequential pass. */
+static llmq_status run_rows(llmq_context *ctx, llmq_backend *be, const llmq_quant_job *job,
+                            int op, float *lo, float *hi, int64_t *bad_index)
+{
+    if (be->ops->device) { /* one launch on the device: its kernels split the work */
+        const llmq_status st = op == OP_QUANTIZE ? be->ops->quantize(be, job, bad_index)
+                               : op == OP_RANGE  ? be->ops->range(be, job, lo, hi, bad_index)
+                                                 : be->ops->dequantize(be, job);
+        return st == LLMQ_ERR_NON_FINITE ? st : llmq_backend_status(ctx, be, "llmq_quantize", st);
+    }
+    const bool disjoint = job->map.row_mul != 0 && job->map.row_div == 1 &&
+                          job->map.row_mod == job->rows;
+    int64_t blocks = 1;
+    if (ctx->threads > 1 && job->rows > 1 && job->rows * job->cols >= 16384 &&
+        (op != OP_RANGE || disjoint)) {
+        blocks = (int64_t)ctx->threads * 4;
+        blocks = blocks < MAX_BLOCKS ? blocks : MAX_BLOCKS;
+        blocks = blocks < job->rows ? blocks : job->rows;
+    }
+    row_blocks rb = {.be = be, .job = job, .op = op, .lo = lo, .hi = hi};
+    rb.rows_per_block = (job->rows + blocks - 1) / blocks;
+    blocks = (job->rows + rb.rows_per_block - 1) / rb.rows_per_block;
+    llmq_parallel_for(ctx, blocks, run_block, &rb);
+    llmq_status st = LLMQ_OK;
+    for (int64_t b = 0; b < blocks; b++) {
+        if (rb.st[b] == LLMQ_OK)
+            continue;
+        if (st == LLMQ_OK || (rb.bad[b] >= 0 && rb.bad[b] < *bad_index)) {
+            st = rb.st[b];
+            *bad_index = rb.bad[b];
+        }
+    }
+    return st;
 }
 
 static llmq_status fail_nan(llmq_context *ctx, const char *fn, int64_t index)
@@ -83,7 +160,7 @@ llmq_status llmq_quantize(llmq_context *ctx, const llmq_tensor *src, llmq_tensor
     LLMQ_TRY(check_quantize(ctx, __func__, src, dst, true, &be));
     const llmq_quant_job job = make_job(src, dst, dst);
     int64_t bad = -1;
-    const llmq_status st = be->ops->quantize(be, &job, &bad);
+    const llmq_status st = run_rows(ctx, be, &job, OP_QUANTIZE, NULL, NULL, &bad);
     if (st == LLMQ_ERR_NON_FINITE)
         return fail_nan(ctx, __func__, bad);
     return llmq_backend_status(ctx, be, __func__, st);
@@ -122,14 +199,16 @@ llmq_status llmq_quantize_dynamic(llmq_context *ctx, const llmq_tensor *src, llm
     float *hi = lo + n;
     const llmq_quant_job job = make_job(src, dst, dst);
     int64_t bad = -1;
-    llmq_status st = be->ops->range(be, &job, lo, hi, &bad);
+    llmq_quant_job rjob = job;
+    rjob.dst = NULL; /* a range job only reads */
+    llmq_status st = run_rows(ctx, be, &rjob, OP_RANGE, lo, hi, &bad);
     if (st == LLMQ_OK) {
         const llmq_qgrid g = llmq_scheme_grid(dst->scheme);
         float *scale = dst->scale->data;
         int32_t *zp = dst->zero_point->data;
         for (int64_t i = 0; i < n; i++)
             llmq_qparams_from_range(&g, dst->scheme->symmetry, lo[i], hi[i], &scale[i], &zp[i]);
-        st = be->ops->quantize(be, &job, &bad);
+        st = run_rows(ctx, be, &job, OP_QUANTIZE, NULL, NULL, &bad);
     }
     llmq_mem_free(ctx, lo);
     if (st == LLMQ_ERR_NON_FINITE)
@@ -147,7 +226,8 @@ llmq_status llmq_dequantize(llmq_context *ctx, const llmq_tensor *src, llmq_tens
                  llmq_dtype_name(dst->dtype));
     LLMQ_TRY(llmq_tensor_check_params(ctx, __func__, "src", src, true));
     const llmq_quant_job job = make_job(src, dst, src);
-    return llmq_backend_status(ctx, be, __func__, be->ops->dequantize(be, &job));
+    int64_t bad = -1;
+    return run_rows(ctx, be, &job, OP_DEQUANTIZE, NULL, NULL, &bad);
 }
 
 /* Packing runs on host memory only: device tensors are quantized straight to s4 / u4. */

@@ -250,12 +250,102 @@ static void pack_functions(void **state)
     llmq_context_destroy(ctx);
 }
 
+static void thread_and_packing_functions(void **state)
+{
+    (void)state;
+    llmq_context *ctx = test_context();
+    assert_int_equal(llmq_context_set_threads(NULL, 2), LLMQ_ERR_INVALID_ARG);
+    assert_int_equal(llmq_context_threads(NULL), 0);
+    assert_int_equal(llmq_context_threads(ctx), 1);
+    ASSERT_FAILS(ctx, llmq_context_set_threads(ctx, -1), LLMQ_ERR_INVALID_ARG, "threads=-1");
+    ASSERT_FAILS(ctx, llmq_context_set_threads(ctx, LLMQ_MAX_THREADS + 1), LLMQ_ERR_INVALID_ARG,
+                 "threads=1025: must be 0 (one per online CPU) to 1024");
+    assert_int_equal(llmq_context_threads(ctx), 1);
+    ASSERT_OK(ctx, llmq_context_set_threads(ctx, 3));
+    assert_int_equal(llmq_context_threads(ctx), 3);
+    ASSERT_OK(ctx, llmq_context_set_threads(ctx, 0));
+    assert_true(llmq_context_threads(ctx) >= 1);
+    ASSERT_OK(ctx, llmq_context_set_threads(ctx, 1));
+
+    int8_t bv[12] = {1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6};
+    uint8_t b4[6] = {0};
+    llmq_scheme *s8 = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
+                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_scheme *sg = test_scheme(ctx, LLMQ_DTYPE_S8, LLMQ_SYMMETRY_SYMMETRIC,
+                                  LLMQ_GRANULARITY_PER_GROUP, 0, 2);
+    llmq_scheme *s4 = test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC,
+                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_tensor *b = NULL, *bg = NULL, *bs4 = NULL, *bare = NULL, *f = NULL, *p = NULL;
+    const int64_t shape[2] = {2, 6};
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S8, 2, shape, bv, 0, &b));
+    ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, b, s8));
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S8, 2, shape, bv, 0, &bg));
+    ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, bg, sg));
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S4, 2, shape, b4, 0, &bs4));
+    ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, bs4, s4));
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S8, 2, shape, bv, 0, &bare));
+    ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &f));
+    assert_int_equal(llmq_matmul_pack_weights(NULL, b, NULL, &p), LLMQ_ERR_INVALID_ARG);
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, b, NULL, NULL), LLMQ_ERR_INVALID_ARG,
+                 "packed=NULL");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, NULL, NULL, &p), LLMQ_ERR_INVALID_ARG, "b=NULL");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, f, NULL, &p), LLMQ_ERR_INVALID_ARG,
+                 "b=f32 tensor");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bare, NULL, &p), LLMQ_ERR_STATE,
+                 "b: s8 tensor has no scheme");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bg, NULL, &p), LLMQ_ERR_UNSUPPORTED,
+                 "parameters vary along K=6");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bs4, NULL, &p), LLMQ_ERR_UNSUPPORTED,
+                 "b=s4 tensor: only 8-bit weights are packed");
+    llmq_matmul_options o;
+    ASSERT_OK(ctx, llmq_matmul_options_defaults(&o, sizeof o));
+    o.reserved[1] = 7;
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, b, &o, &p), LLMQ_ERR_ABI, "options.size");
+    assert_null(p);
+    assert_int_equal(llmq_tensor_is_packed(NULL), 0);
+    assert_int_equal(llmq_tensor_is_packed(b), 0);
+    ASSERT_OK(ctx, llmq_matmul_pack_weights(ctx, b, NULL, &p));
+    assert_int_equal(llmq_tensor_is_packed(p), 1);
+    assert_int_equal(llmq_tensor_dim(p, 0), 2);
+    assert_int_equal(llmq_tensor_dim(p, 1), 6);
+    llmq_tensor *p2 = NULL;
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, p, NULL, &p2), LLMQ_ERR_INVALID_ARG,
+                 "b=packed: already packed");
+    /* a packed tensor is only a matmul weight */
+    llmq_tensor *y = NULL;
+    ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &y));
+    ASSERT_FAILS(ctx, llmq_dequantize(ctx, p, y), LLMQ_ERR_INVALID_ARG,
+                 "src=packed: a tensor from llmq_matmul_pack_weights() is only usable as the "
+                 "weights of llmq_matmul");
+    ASSERT_FAILS(ctx, llmq_quantize(ctx, y, p), LLMQ_ERR_INVALID_ARG, "dst=packed");
+    ASSERT_FAILS(ctx, llmq_tensor_set_scheme(ctx, p, s8), LLMQ_ERR_INVALID_ARG, "t=packed");
+    llmq_tensor *c = NULL;
+    ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){2, 2}, &c));
+    ASSERT_FAILS(ctx, llmq_matmul(ctx, p, p, NULL, c), LLMQ_ERR_INVALID_ARG, "a=packed");
+    o.reserved[1] = 0;
+    o.weight_layout = LLMQ_WEIGHT_LAYOUT_KN;
+    ASSERT_FAILS(ctx, llmq_matmul_with_options(ctx, b, p, NULL, c, &o), LLMQ_ERR_INVALID_ARG,
+                 "options.weight_layout=KN: b is packed");
+    ASSERT_OK(ctx, llmq_matmul(ctx, b, p, NULL, c));
+    /* [[1..6] . [1..6], [1..6] . -[1..6]] = 91, -91 */
+    assert_true(((const float *)llmq_tensor_data(c))[0] == 91.0f);
+    assert_true(((const float *)llmq_tensor_data(c))[1] == -91.0f);
+    llmq_tensor *all[] = {b, bg, bs4, bare, f, p, y, c};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        llmq_tensor_destroy(all[i]);
+    llmq_scheme_destroy(s8);
+    llmq_scheme_destroy(sg);
+    llmq_scheme_destroy(s4);
+    llmq_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(context_functions), cmocka_unit_test(tensor_functions),
         cmocka_unit_test(scheme_functions),  cmocka_unit_test(binding_functions),
         cmocka_unit_test(quantize_functions), cmocka_unit_test(pack_functions),
+        cmocka_unit_test(thread_and_packing_functions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

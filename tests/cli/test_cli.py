@@ -46,6 +46,8 @@ assert len([l for l in obs.splitlines() if "memcpy" in l]) == 7, obs
 run("bench", "observe", "--rows", "0", code=2)
 run("demo", "observers", "--frob", code=2)
 run("bench", "quantize", "--rows", "0", code=2)
+run("bench", "gemm", "--reps", "0", code=2)
+run("bench", "gemm", "--frobnicate", code=2)
 run("bench", "nothing", code=2)
 run("frobnicate", code=2)
 run(code=2)

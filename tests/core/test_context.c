@@ -191,6 +191,59 @@ static void out_of_memory_torture(void **state)
     assert_true(succeeded);
 }
 
+/* The same for the thread pool, packed weights and the matmul workspace: every failure is
+ * LLMQ_ERR_OUT_OF_MEMORY, leaves the previous state in force and leaks nothing. */
+static void threads_and_matmul_out_of_memory(void **state)
+{
+    (void)state;
+    int succeeded = 0;
+    for (long n = 0; n < 200 && !succeeded; n++) {
+        test_allocator ca = {.fail_at = -1};
+        llmq_context_options o;
+        ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
+        o.allocator = test_allocator_of(&ca);
+        llmq_context *ctx = NULL;
+        ASSERT_OK(ctx, llmq_context_create_with_options(&ctx, &o));
+        ca.fail_at = ca.total + n; /* fail the n-th allocation after creation */
+        llmq_scheme *s = NULL;
+        llmq_tensor *a = NULL, *b = NULL, *bp = NULL, *c = NULL;
+        llmq_status st = llmq_context_set_threads(ctx, 3);
+        if (st != LLMQ_OK)
+            assert_int_equal(llmq_context_threads(ctx), 1);
+        if (st == LLMQ_OK)
+            st = llmq_scheme_create(ctx, LLMQ_DTYPE_S8, &s);
+        if (st == LLMQ_OK)
+            st = llmq_tensor_create_quantized(ctx, s, 2, (const int64_t[]){40, 300}, &a);
+        if (st == LLMQ_OK)
+            st = llmq_tensor_create_quantized(ctx, s, 2, (const int64_t[]){70, 300}, &b);
+        if (st == LLMQ_OK) {
+            st = llmq_matmul_pack_weights(ctx, b, NULL, &bp);
+            if (st != LLMQ_OK)
+                assert_null(bp);
+        }
+        if (st == LLMQ_OK)
+            st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){40, 70}, &c);
+        if (st == LLMQ_OK)
+            st = llmq_matmul(ctx, a, bp, NULL, c);
+        if (st == LLMQ_OK)
+            st = llmq_matmul(ctx, a, b, NULL, c);
+        if (st == LLMQ_OK)
+            succeeded = 1;
+        else
+            assert_int_equal(st, LLMQ_ERR_OUT_OF_MEMORY);
+        if (st != LLMQ_OK && strstr(llmq_context_last_error(ctx), "allocation failed") == NULL)
+            fail_msg("n=%ld: %s", n, llmq_context_last_error(ctx));
+        llmq_tensor_destroy(a);
+        llmq_tensor_destroy(b);
+        llmq_tensor_destroy(bp);
+        llmq_tensor_destroy(c);
+        llmq_scheme_destroy(s);
+        llmq_context_destroy(ctx);
+        assert_int_equal(ca.live, 0);
+    }
+    assert_true(succeeded);
+}
+
 static void messages_name_function_argument_reason(void **state)
 {
     (void)state;
@@ -235,6 +288,7 @@ int main(void)
         cmocka_unit_test(environment_variables),
         cmocka_unit_test(options_abi_and_allocator),
         cmocka_unit_test(out_of_memory_torture),
+        cmocka_unit_test(threads_and_matmul_out_of_memory),
         cmocka_unit_test(messages_name_function_argument_reason),
         cmocka_unit_test(version_and_build_info),
     };

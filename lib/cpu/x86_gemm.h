@@ -1,0 +1,1030 @@
+/* x86_gemm.h - the matmul driver of the x86 tiers, included once by each tier's translation
+ * unit after it defined its microkernel (internal; every function is static).
+ * SPDX-License-Identifier: MIT
+ *
+ * The including file defines:
+ *   XG_MR        rows of the microkernel tile (A is packed in blocks of XG_MR rows)
+ *   XG_NRV       columns of the microkernel tile: 8 or 16 (a panel holds 16)
+ *   XG_A_BYTES   bytes per packed A element: 2 (int16, vpmaddwd) or 1 (u8, vpdpbusd)
+ *   xg_ukr_body(mr, a, b, k4n, c, ldc, add)
+ *       c[r * ldc + j] (+)= sum over k4 blocks q < k4n, i < 4 of
+ *           A[q][r][i] * B[q * 64 + j * 4 + i]   for r < mr, j < XG_NRV
+ *       in exact int32 arithmetic modulo 2^32; A[q][r][i] is the packed u8 a' = a + a_off,
+ *       B the packed s8 b' = b - b_off (panel layout, 64 bytes per k4 block).
+ *
+ * Products (docs/KERNELS.md has the contract, docs/gemm.md the numerics):
+ *   - panel GEMM: integer A x 8/4/2-bit B, prepacked or packed here panel by panel; uniform
+ *     parameters or B groups along K that are a multiple of 4. Raw sums S = sum a' b' are
+ *     corrected exactly: acc = S - zb' (sum a' - L za') - za' sum b'.
+ *   - integer GEMV (M <= 4, B [N, K] 8 or 4 bits as stored): A' = a - zA in int16, vpmaddwd
+ *     against B widened in registers, acc = sum A' b - zB sum A'.
+ *   - weight-only (float A x 8/4-bit B [N, K]): B widened to float (in registers, or once per
+ *     group into a buffer when A has more than 2 rows), FMA.
+ * Anything else goes to the reference. The epilogues evaluate the reference's expressions in
+ * the same order with separate multiplies and adds, so integer and exact-float results are
+ * bit-identical; weight-only sums are reordered (docs/gemm.md bound). Work is split over
+ * (M, N) tiles, never along K: results do not depend on the thread count. */
+#ifndef LLMQ_CPU_X86_GEMM_H
+#define LLMQ_CPU_X86_GEMM_H
+
+#include <stdbool.h>
+
+#include "core/context_impl.h"
+#include "core/pool.h"
+#include "cpu/cpu_backends.h"
+#include "cpu/x86_common.h"
+#include "quant/pack.h"
+#include "quant/rounding.h"
+
+#define XG_MC 120 /* rows of a task: a multiple of every XG_MR */
+#define XG_NC 64  /* columns of a task: 4 panels */
+#define XG_KC 256 /* reduction chunk: the B block (XG_NC x XG_KC bytes) stays in L1 */
+#define XG_KC4 (XG_KC / 4)
+#define XG_GEMV_M 4 /* integer A with at most this many rows and unpacked B: GEMV (the panel
+                     * GEMM repacks B, which pays from about 5 rows on) */
+
+/* ---- parameters ---- */
+
+/* llmq_param_row_base() and the column term without divisions in the common cases (per
+ * tensor, per row, per channel of the last axis): these run per group and per output. */
+static inline int64_t xg_row_base(const llmq_param_map *m, int64_t r)
+{
+    if (m->row_mul == 0)
+        return 0;
+    int64_t q = m->row_div == 1 ? r : r / m->row_div;
+    if (q >= m->row_mod)
+        q %= m->row_mod;
+    return q * m->row_mul;
+}
+
+static inline int64_t xg_col_index(const llmq_param_map *m, int64_t c)
+{
+    return m->col_group == 1 ? c : c < m->col_group ? 0 : c / m->col_group;
+}
+
+static inline int64_t xg_param(const llmq_matmul_operand *o, int64_t row, int64_t col)
+{
+    return xg_row_base(&o->map, row) + xg_col_index(&o->map, col);
+}
+
+/* B's parameter index for output channel n and reduction index k. */
+static inline int64_t xg_bparam(const llmq_matmul_job *j, int64_t n, int64_t k)
+{
+    return j->b_kn ? xg_param(&j->b, k, n) : xg_param(&j->b, n, k);
+}
+
+static inline int32_t xg_code(const llmq_matmul_operand *o, int64_t row, int64_t col)
+{
+    return llmq_code_at((const uint8_t *)o->data + (size_t)row * o->stride, o->dtype, col);
+}
+
+/* ---- epilogues: the reference's expressions (gemm_scalar.c), 8 columns at a time ---- */
+
+/* Requantize v (already multiplied by every scale but C's) onto C's grid. */
+static inline __m256i xg_requant(__m256 v, __m256i zc, __m256i qmin, __m256i qmax)
+{
+    v = _mm256_max_ps(v, _mm256_cvtepi32_ps(_mm256_sub_epi32(qmin, zc))); /* NaN -> lo */
+    v = _mm256_min_ps(v, _mm256_cvtepi32_ps(_mm256_sub_epi32(qmax, zc)));
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_add_epi32(_mm256_cvttps_epi32(v), zc);
+}
+
+/* C's scale and zero point for row m, columns n0 .. n0 + cnt (padded to 8). */
+static inline void xg_cparams(const llmq_matmul_job *j, int64_t m, int64_t n0, int cnt,
+                              float *sc, int32_t *zc)
+{
+    const int64_t base = xg_row_base(&j->c.map, m);
+    for (int i = 0; i < 8; i++) {
+        const int64_t p = base + xg_col_index(&j->c.map, n0 + (i < cnt ? i : 0));
+        sc[i] = j->c.scale[p];
+        zc[i] = j->c.zero_point[p];
+    }
+}
+
+static inline void xg_store_codes(void *crow, int64_t n0, __m256i q, int cnt, bool sgn)
+{
+    uint8_t t[8];
+    x86_store_codes8(t, q, sgn);
+    memcpy((uint8_t *)crow + n0, t, (size_t)cnt);
+}
+
+/* Final epilogue of exact sums acc for row m, columns n0 .. n0 + cnt. sb, bias: 8 values. */
+static inline void xg_epilogue_exact(const llmq_matmul_job *j, int64_t m, int64_t n0, int cnt,
+                                     __m256i acc, float sa, const float *sb, const float *bias)
+{
+    void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;
+    const llmq_dtype cd = j->c.dtype;
+    if (cd == LLMQ_DTYPE_S32) {
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, acc);
+        memcpy((int32_t *)crow + n0, t, sizeof(int32_t) * (size_t)cnt);
+        return;
+    }
+    const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sa)),
+                                   _mm256_loadu_ps(sb));
+    if (x86_is_float(cd)) {
+        x86_store_float(crow, cd, n0, _mm256_add_ps(f, _mm256_loadu_ps(bias)), cnt);
+        return;
+    }
+    float sc[8];
+    int32_t zc[8];
+    xg_cparams(j, m, n0, cnt, sc, zc);
+    const __m256 vsc = _mm256_loadu_ps(sc);
+    __m256 v;
+    if (j->requant == LLMQ_REQUANT_MULTIPLIER)
+        v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc),
+                          _mm256_div_ps(_mm256_mul_ps(_mm256_set1_ps(sa), _mm256_loadu_ps(sb)), vsc));
+    else
+        v = _mm256_div_ps(f, vsc);
+    const __m256i q = xg_requant(v, _mm256_loadu_si256((const __m256i *)zc),
+                                 _mm256_set1_epi32(j->c.qmin), _mm256_set1_epi32(j->c.qmax));
+    xg_store_codes(crow, n0, q, cnt, cd == LLMQ_DTYPE_S8);
+}
+
+/* Final epilogue of grouped float sums: + bias, or requantized acc / sC. */
+static inline void xg_epilogue_float(const llmq_matmul_job *j, int64_t m, int64_t n0, int cnt,
+                                     __m256 acc, const float *bias)
+{
+    void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;
+    const llmq_dtype cd = j->c.dtype;
+    if (x86_is_float(cd)) {
+        x86_store_float(crow, cd, n0, _mm256_add_ps(acc, _mm256_loadu_ps(bias)), cnt);
+        return;
+    }
+    float sc[8];
+    int32_t zc[8];
+    xg_cparams(j, m, n0, cnt, sc, zc);
+    const __m256i q = xg_requant(_mm256_div_ps(acc, _mm256_loadu_ps(sc)),
+                                 _mm256_loadu_si256((const __m256i *)zc),
+                                 _mm256_set1_epi32(j->c.qmin), _mm256_set1_epi32(j->c.qmax));
+    xg_store_codes(crow, n0, q, cnt, cd == LLMQ_DTYPE_S8);
+}
+
+/* ---- the panel GEMM ---- */
+
+static void xg_ukr(int mr, const void *a, const int8_t *b, int64_t k4n, int32_t *c, int64_t ldc,
+                   bool add)
+{
+    switch (mr) { /* one copy per row count, so that the tile stays in registers */
+#define XG_CASE(R)                                                                             \
+    case R: xg_ukr_body(R, a, b, k4n, c, ldc, add); break;
+    XG_CASE(1) XG_CASE(2) XG_CASE(3) XG_CASE(4)
+#if XG_MR > 4
+    XG_CASE(5) XG_CASE(6)
+#endif
+#if XG_MR > 6
+    XG_CASE(7) XG_CASE(8) XG_CASE(9) XG_CASE(10) XG_CASE(11) XG_CASE(12)
+#endif
+#if XG_MR != 4 && XG_MR != 6 && XG_MR != 12
+#error "XG_MR must be 4, 6 or 12"
+#endif
+#undef XG_CASE
+    default: break;
+    }
+}
+
+typedef struct xg_gemm {
+    const llmq_matmul_job *j;
+    int64_t m, n, k, k4;
+    int64_t group, ngroups; /* runs of k with one B parameter pair: the whole K when uniform */
+    bool grouped;
+    int32_t a_off, b_off;   /* a' = a + a_off is u8; b' = b - b_off is s8 */
+    /* A, packed by xg_pack_a: mblocks of XG_MR rows, [k4][XG_MR][4] elements each */
+    uint8_t *apack;
+    size_t ablock;          /* bytes of one mblock */
+    int32_t *arsum;         /* [m][ngroups] sums of a' over each group */
+    float *sa;              /* [m] A's scale */
+    int32_t *zap;           /* [m] A's zero point + a_off */
+    /* per-worker scratch */
+    char *wbase;
+    size_t wbytes;
+    int64_t ntn;            /* column tasks */
+} xg_gemm;
+
+/* Pack rows of mblock `mb` of A and their group sums. */
+static void xg_pack_a(void *arg, int64_t mb, int worker)
+{
+    (void)worker;
+    const xg_gemm *g = arg;
+    const llmq_matmul_job *j = g->j;
+    uint8_t *dst = g->apack + (size_t)mb * g->ablock;
+    const uint8_t flip = g->a_off ? 0x80 : 0;
+    const size_t rstep = (size_t)XG_MR * 4 * XG_A_BYTES; /* bytes from one k4 block to the next */
+    for (int r = 0; r < XG_MR; r++) {
+        const int64_t m = mb * XG_MR + r;
+        const uint8_t *src = m < g->m ? (const uint8_t *)j->a.data + (size_t)m * j->a.stride : NULL;
+        uint8_t *d = dst + (size_t)r * 4 * XG_A_BYTES;
+        int64_t q = 0;
+        if (src != NULL) /* 4 k4 blocks (16 codes) at a time */
+            for (; (q + 4) * 4 <= g->k; q += 4) {
+                const __m128i x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + q * 4)),
+                                                _mm_set1_epi8((char)flip));
+#if XG_A_BYTES == 2
+                const __m256i w = _mm256_cvtepu8_epi16(x);
+                const __m128i w0 = _mm256_castsi256_si128(w), w1 = _mm256_extracti128_si256(w, 1);
+                _mm_storel_epi64((__m128i *)(d + (size_t)q * rstep), w0);
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 1) * rstep), _mm_unpackhi_epi64(w0, w0));
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 2) * rstep), w1);
+                _mm_storel_epi64((__m128i *)(d + (size_t)(q + 3) * rstep), _mm_unpackhi_epi64(w1, w1));
+#else
+                int32_t v4[4];
+                _mm_storeu_si128((__m128i *)v4, x);
+                for (int t = 0; t < 4; t++)
+                    memcpy(d + (size_t)(q + t) * rstep, &v4[t], 4);
+#endif
+            }
+        for (; q < g->k4; q++) { /* the last blocks, zero past K (and for rows past M) */
+            uint8_t v[4];
+            for (int i = 0; i < 4; i++) {
+                const int64_t k = q * 4 + i;
+                v[i] = src != NULL && k < g->k ? (uint8_t)(src[k] ^ flip) : 0;
+            }
+#if XG_A_BYTES == 2
+            const uint16_t w[4] = {v[0], v[1], v[2], v[3]};
+            memcpy(d + (size_t)q * rstep, w, sizeof w);
+#else
+            memcpy(d + (size_t)q * rstep, v, 4);
+#endif
+        }
+        if (src == NULL)
+            continue;
+        g->sa[m] = j->a.scale[xg_param(&j->a, m, 0)];
+        g->zap[m] = j->a.zero_point[xg_param(&j->a, m, 0)] + g->a_off;
+        for (int64_t gi = 0; gi < g->ngroups; gi++) {
+            const int64_t k0 = gi * g->group, k1 = k0 + g->group < g->k ? k0 + g->group : g->k;
+            uint32_t s = 0;
+            int64_t k = k0;
+            __m256i acc = _mm256_setzero_si256();
+            const __m256i vflip = _mm256_set1_epi8((char)flip);
+            for (; k + 32 <= k1; k += 32) {
+                const __m256i x = _mm256_xor_si256(
+                    _mm256_loadu_si256((const __m256i *)(src + k)), vflip);
+                acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, _mm256_setzero_si256()));
+            }
+            s += (uint32_t)x86_hsum_epi32(acc); /* the high halves of the 64-bit sums are 0 */
+            for (; k < k1; k++)
+                s += (uint8_t)(src[k] ^ flip);
+            g->arsum[m * g->ngroups + gi] = (int32_t)s;
+        }
+    }
+}
+
+/* Decode B[n, k0 .. k1) (one row of an [N, K] weight) into s8 b' = code - b_off; zero to `pad`. */
+static void xg_decode_row(const llmq_matmul_job *j, int64_t n, int64_t k0, int64_t k1, int64_t pad,
+                          int8_t *out)
+{
+    const uint8_t *row = (const uint8_t *)j->b.data + (size_t)n * j->b.stride;
+    const int64_t len = k1 - k0;
+    int64_t i = 0;
+    switch (j->b.dtype) {
+    case LLMQ_DTYPE_S8:
+        memcpy(out, row + k0, (size_t)len);
+        i = len;
+        break;
+    case LLMQ_DTYPE_U8: /* b - 128 as s8 is b ^ 0x80 */
+        for (; i + 32 <= len; i += 32)
+            _mm256_storeu_si256((__m256i *)(out + i),
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + k0 + i)),
+                                                 _mm256_set1_epi8((char)0x80)));
+        for (; i < len; i++)
+            out[i] = (int8_t)(row[k0 + i] ^ 0x80);
+        break;
+    case LLMQ_DTYPE_S4:
+    case LLMQ_DTYPE_U4: { /* k0 is even: byte k0 / 2 starts the run; element 2i is the low nibble */
+        const bool sgn = j->b.dtype == LLMQ_DTYPE_S4;
+        const __m128i m4 = _mm_set1_epi8(0x0f), s8 = _mm_set1_epi8(8);
+        for (; i + 32 <= len; i += 32) {
+            const __m128i x = _mm_loadu_si128((const __m128i *)(row + (k0 + i) / 2));
+            __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+            if (sgn) {
+                lo = _mm_sub_epi8(_mm_xor_si128(lo, s8), s8);
+                hi = _mm_sub_epi8(_mm_xor_si128(hi, s8), s8);
+            }
+            _mm_storeu_si128((__m128i *)(out + i), _mm_unpacklo_epi8(lo, hi));
+            _mm_storeu_si128((__m128i *)(out + i + 16), _mm_unpackhi_epi8(lo, hi));
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    for (; i < len; i++) /* tails and 2-bit codes */
+        out[i] = (int8_t)(xg_code(&j->b, n, k0 + i) - (j->b.dtype == LLMQ_DTYPE_U8 ? 128 : 0));
+    memset(out + len, 0, (size_t)(pad - len));
+}
+
+/* Sum of n signed bytes (n <= XG_KC). */
+static inline int32_t xg_sum_s8(const int8_t *p, int64_t n)
+{
+    int64_t i = 0;
+    __m256i acc = _mm256_setzero_si256();
+    for (; i + 32 <= n; i += 32) {
+        const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + i)),
+                                           _mm256_set1_epi8((char)0x80));
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, _mm256_setzero_si256()));
+    }
+    int32_t s = x86_hsum_epi32(acc) - 128 * (int32_t)i;
+    for (; i < n; i++)
+        s += p[i];
+    return s;
+}
+
+/* Pack columns n0 .. n0 + npan * 16 and k0 .. k1 of an unpacked B into panels at `blk`
+ * (XG_KC4 * 64 bytes per panel), adding each column's sum of b' to colsum. */
+static void xg_pack_b(const xg_gemm *g, int64_t n0, int npan, int64_t k0, int64_t k1, int8_t *blk,
+                      int8_t *rowbuf, int32_t *colsum)
+{
+    const llmq_matmul_job *j = g->j;
+    /* bytes per decoded row: whole 4x4 dword transposes */
+    const int64_t kk4 = (k1 - k0 + 3) / 4, pad = (kk4 + 3) / 4 * 16;
+    for (int p = 0; p < npan; p++) {
+        int8_t *panel = blk + (size_t)p * XG_KC4 * 64;
+        if (j->b_kn) { /* 8-bit [K, N]: interleave 4 rows of 16 bytes per k4 block */
+            for (int64_t q = 0; q < kk4; q++) {
+                __m128i r[4];
+                for (int i = 0; i < 4; i++) {
+                    const int64_t k = k0 + q * 4 + i;
+                    uint8_t t[16]; /* b_off: zero once flipped */
+                    memset(t, g->b_off, sizeof t);
+                    if (k < k1)
+                        for (int c = 0; c < 16; c++) {
+                            const int64_t n = n0 + p * 16 + c;
+                            t[c] = n < g->n ? ((const uint8_t *)j->b.data)[(size_t)k * j->b.stride + (size_t)n] : (uint8_t)g->b_off;
+                        }
+                    r[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)t),
+                                         _mm_set1_epi8((char)(g->b_off ? 0x80 : 0)));
+                }
+                const __m128i t01l = _mm_unpacklo_epi8(r[0], r[1]), t01h = _mm_unpackhi_epi8(r[0], r[1]);
+                const __m128i t23l = _mm_unpacklo_epi8(r[2], r[3]), t23h = _mm_unpackhi_epi8(r[2], r[3]);
+                int8_t *d = panel + q * 64;
+                _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(t01l, t23l));
+                _mm_storeu_si128((__m128i *)(d + 16), _mm_unpackhi_epi16(t01l, t23l));
+                _mm_storeu_si128((__m128i *)(d + 32), _mm_unpacklo_epi16(t01h, t23h));
+                _mm_storeu_si128((__m128i *)(d + 48), _mm_unpackhi_epi16(t01h, t23h));
+            }
+            for (int c = 0; c < 16; c++) {
+                int32_t s = 0;
+                for (int64_t q = 0; q < kk4; q++)
+                    for (int i = 0; i < 4; i++)
+                        s += panel[q * 64 + c * 4 + i];
+                colsum[p * 16 + c] += s;
+            }
+            continue;
+        }
+        for (int c = 0; c < 16; c++) {
+            const int64_t n = n0 + p * 16 + c;
+            int8_t *rb = rowbuf + (size_t)c * (XG_KC + 16);
+            if (n < g->n) {
+                xg_decode_row(j, n, k0, k1, pad, rb);
+                colsum[p * 16 + c] += xg_sum_s8(rb, k1 - k0);
+            } else {
+                memset(rb, 0, (size_t)pad);
+            }
+        }
+        /* [16 columns][k] -> [k4][16 columns][4]: 4x4 transposes of dwords */
+        for (int64_t q = 0; q < kk4; q += 4)
+            for (int c = 0; c < 16; c += 4) {
+                const __m128i r0 = _mm_loadu_si128((const __m128i *)(rowbuf + (size_t)(c + 0) * (XG_KC + 16) + q * 4));
+                const __m128i r1 = _mm_loadu_si128((const __m128i *)(rowbuf + (size_t)(c + 1) * (XG_KC + 16) + q * 4));
+                const __m128i r2 = _mm_loadu_si128((const __m128i *)(rowbuf + (size_t)(c + 2) * (XG_KC + 16) + q * 4));
+                const __m128i r3 = _mm_loadu_si128((const __m128i *)(rowbuf + (size_t)(c + 3) * (XG_KC + 16) + q * 4));
+                const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                const __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                int8_t *d = panel + q * 64 + c * 4;
+                _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi64(t0, t1));
+                _mm_storeu_si128((__m128i *)(d + 64), _mm_unpackhi_epi64(t0, t1));
+                _mm_storeu_si128((__m128i *)(d + 128), _mm_unpacklo_epi64(t2, t3));
+                _mm_storeu_si128((__m128i *)(d + 192), _mm_unpackhi_epi64(t2, t3));
+            }
+    }
+}
+
+/* Per-worker scratch of the panel GEMM. */
+typedef struct xg_work {
+    int32_t *cacc;   /* [XG_MC][XG_NC] raw sums of the current group */
+    float *facc;     /* [XG_MC][XG_NC] grouped: the float accumulators */
+    int8_t *blk;     /* [4 panels][XG_KC4][64] the packed B chunk */
+    int8_t *rowbuf;  /* [16][XG_KC + 16] decoded rows */
+    int32_t *colsum; /* [XG_NC] sums of b' over the current group */
+    float *sb;       /* [XG_NC + 8] B's scales for the current group */
+    int32_t *zbp;    /* [XG_NC + 8] B's zero points - b_off */
+    float *bias;     /* [XG_NC + 8] */
+} xg_work;
+
+#define XG_WORK_BYTES                                                                          \
+    (2 * (size_t)XG_MC * XG_NC * 4 + 4 * (size_t)XG_KC4 * 64 + 16 * (size_t)(XG_KC + 16) +     \
+     4 * (size_t)(XG_NC + 8) * 4 + 256)
+
+static xg_work xg_work_at(const xg_gemm *g, int worker)
+{
+    char *p = g->wbase + (size_t)worker * g->wbytes;
+    xg_work w;
+    w.cacc = (int32_t *)p;
+    p += (size_t)XG_MC * XG_NC * 4;
+    w.facc = (float *)p;
+    p += (size_t)XG_MC * XG_NC * 4;
+    w.blk = (int8_t *)p;
+    p += 4 * (size_t)XG_KC4 * 64;
+    w.rowbuf = (int8_t *)p;
+    p += 16 * (size_t)(XG_KC + 16);
+    p = (char *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+    w.colsum = (int32_t *)p;
+    w.sb = (float *)(w.colsum + XG_NC + 8);
+    w.zbp = (int32_t *)(w.sb + XG_NC + 8);
+    w.bias = (float *)(w.zbp + XG_NC + 8);
+    return w;
+}
+
+/* One task: rows [m0, m0 + XG_MC) x columns [n0, n0 + XG_NC). */
+static void xg_gemm_task(void *arg, int64_t task, int worker)
+{
+    const xg_gemm *g = arg;
+    const llmq_matmul_job *j = g->j;
+    const int64_t m0 = task / g->ntn * XG_MC, n0 = task % g->ntn * XG_NC;
+    const int64_t mrows = g->m - m0 < XG_MC ? g->m - m0 : XG_MC;
+    const int ncols = (int)(g->n - n0 < XG_NC ? g->n - n0 : XG_NC);
+    const int npan = (ncols + 15) / 16;
+    xg_work w = xg_work_at(g, worker);
+    const llmq_packed_b *pk = j->b.packed;
+    int64_t bidx[XG_NC + 8]; /* B's parameter index of each column at k = 0 */
+    for (int c = 0; c < XG_NC + 8; c++) {
+        const int64_t n = n0 + (c < ncols ? c : 0);
+        w.bias[c] = j->bias != NULL ? j->bias[n] : 0.0f;
+        bidx[c] = xg_bparam(j, n, 0);
+    }
+    for (int64_t gi = 0; gi < g->ngroups; gi++) {
+        const int64_t g0 = gi * g->group, g1 = g0 + g->group < g->k ? g0 + g->group : g->k;
+        memset(w.colsum, 0, sizeof(int32_t) * XG_NC);
+        for (int64_t k0 = g0; k0 < g1; k0 += XG_KC) {
+            const int64_t k1 = k0 + XG_KC < g1 ? k0 + XG_KC : g1, kk4 = (k1 - k0 + 3) / 4;
+            const int8_t *bp[4];
+            if (pk != NULL) {
+                for (int p = 0; p < npan; p++)
+                    bp[p] = pk->panels + (size_t)(n0 / 16 + p) * (size_t)pk->k4 * 64 +
+                            (size_t)(k0 / 4) * 64;
+            } else {
+                xg_pack_b(g, n0, npan, k0, k1, w.blk, w.rowbuf, w.colsum);
+                for (int p = 0; p < npan; p++)
+                    bp[p] = w.blk + (size_t)p * XG_KC4 * 64;
+            }
+            for (int64_t r = 0; r < mrows; r += XG_MR) {
+                const int mr = (int)(mrows - r < XG_MR ? mrows - r : XG_MR);
+                const uint8_t *a = g->apack + (size_t)((m0 + r) / XG_MR) * g->ablock +
+                                   (size_t)(k0 / 4) * XG_MR * 4 * XG_A_BYTES;
+                for (int p = 0; p < npan; p++)
+                    for (int h = 0; h < 16; h += XG_NRV)
+                        xg_ukr(mr, a, bp[p] + h * 4, kk4, w.cacc + r * XG_NC + p * 16 + h, XG_NC,
+                               k0 != g0);
+            }
+        }
+        /* this group's B parameters and column sums */
+        for (int c = 0; c < XG_NC + 8; c++) {
+            const int64_t pb = bidx[c] + gi; /* groups only on [N, K] weights: one per gi */
+            w.sb[c] = j->b.scale[pb];
+            w.zbp[c] = j->b.zero_point[pb] - g->b_off;
+            if (pk != NULL && c < XG_NC)
+                w.colsum[c] = c < ncols ? pk->colsum[n0 + c] : 0;
+        }
+        const uint32_t len = (uint32_t)(g1 - g0);
+        for (int64_t r = 0; r < mrows; r++) {
+            const int64_t m = m0 + r;
+            const uint32_t za = (uint32_t)g->zap[m];
+            const uint32_t t = (uint32_t)g->arsum[m * g->ngroups + gi] - len * za;
+            const float sa = g->sa[m];
+            for (int c = 0; c < ncols; c += 8) {
+                const int cnt = ncols - c < 8 ? ncols - c : 8;
+                const __m256i s = _mm256_loadu_si256((const __m256i *)(w.cacc + r * XG_NC + c));
+                const __m256i zb = _mm256_loadu_si256((const __m256i *)(w.zbp + c));
+                const __m256i cs = _mm256_loadu_si256((const __m256i *)(w.colsum + c));
+                const __m256i acc = _mm256_sub_epi32(
+                    _mm256_sub_epi32(s, _mm256_mullo_epi32(zb, _mm256_set1_epi32((int32_t)t))),
+                    _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)za), cs));
+                if (!g->grouped) {
+                    xg_epilogue_exact(j, m, n0 + c, cnt, acc, sa, w.sb + c, w.bias + c);
+                    continue;
+                }
+                /* acc += (float)part * sA * sB, in k order; the first add is to 0.0f */
+                float *f = w.facc + r * XG_NC + c;
+                const __m256 prev = gi == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+                const __m256 add = _mm256_mul_ps(
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sa)),
+                    _mm256_loadu_ps(w.sb + c));
+                const __m256 v = _mm256_add_ps(prev, add);
+                if (gi + 1 < g->ngroups)
+                    _mm256_storeu_ps(f, v);
+                else
+                    xg_epilogue_float(j, m, n0 + c, cnt, v, w.bias + c);
+            }
+        }
+    }
+}
+
+static llmq_status xg_oom(llmq_backend *be, size_t bytes)
+{
+    return llmq_fail_oom(be->ctx, "llmq_matmul", "workspace", bytes);
+}
+
+static llmq_status xg_panel_gemm(llmq_backend *be, const llmq_matmul_job *j)
+{
+    llmq_context *ctx = be->ctx;
+    xg_gemm g;
+    memset(&g, 0, sizeof g);
+    g.j = j;
+    g.m = j->m;
+    g.n = j->n;
+    g.k = j->k;
+    g.k4 = (j->k + 3) / 4;
+    g.grouped = !j->b_uniform_k;
+    g.group = g.grouped ? j->b.map.col_group : j->k;
+    g.ngroups = (j->k + g.group - 1) / g.group;
+    g.a_off = j->a.dtype == LLMQ_DTYPE_S8 ? 128 : 0;
+    g.b_off = j->b.packed != NULL ? j->b.packed->offset : j->b.dtype == LLMQ_DTYPE_U8 ? 128 : 0;
+    const int64_t mblocks = (g.m + XG_MR - 1) / XG_MR;
+    g.ablock = (size_t)g.k4 * XG_MR * 4 * XG_A_BYTES;
+    g.ntn = (g.n + XG_NC - 1) / XG_NC;
+    const int64_t tasks = (g.m + XG_MC - 1) / XG_MC * g.ntn;
+    const int workers = llmq_parallel_workers(ctx, tasks);
+    g.wbytes = (XG_WORK_BYTES + 63) & ~(size_t)63;
+    const size_t abytes = ((size_t)mblocks * g.ablock + 63) & ~(size_t)63;
+    const size_t pbytes = ((size_t)g.m * (size_t)(g.ngroups + 2) * 4 + 63) & ~(size_t)63;
+    const size_t total = abytes + pbytes + (size_t)workers * g.wbytes;
+    char *ws = llmq_scratch(ctx, total);
+    if (ws == NULL)
+        return xg_oom(be, total);
+    g.apack = (uint8_t *)ws;
+    g.arsum = (int32_t *)(ws + abytes);
+    g.sa = (float *)(g.arsum + g.m * g.ngroups);
+    g.zap = (int32_t *)(g.sa + g.m);
+    g.wbase = ws + abytes + pbytes;
+    llmq_parallel_for(ctx, mblocks, xg_pack_a, &g);
+    llmq_parallel_for(ctx, tasks, xg_gemm_task, &g);
+    return LLMQ_OK;
+}
+
+/* ---- integer GEMV: few rows of A against B as stored ([N, K], 8 or 4 bits) ---- */
+
+/* The kernels that read B as stored, row by row (integer GEMV and weight-only). */
+typedef struct xg_gemv {
+    const llmq_matmul_job *j;
+    int64_t m, n, k, kv;    /* kv: the part of K done 32 at a time */
+    int64_t group, ngroups; /* runs of k with one B parameter pair: the whole K when uniform */
+    bool grouped, nibbles;
+    int16_t *a16;           /* GEMV: [m][k] a - zA, permuted (xg_a_index) */
+    int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 */
+    float *sa;              /* GEMV: [m] A's scale */
+    float *a32;             /* weight-only: [m][k] A as f32, permuted */
+    float *wo_work;         /* weight-only: per worker, wo_worker_floats floats */
+    size_t wo_worker_floats;
+    int64_t rows_per_task;
+} xg_gemv;
+
+static void xg_gemv_init(xg_gemv *v, const llmq_matmul_job *j, int64_t rows_per_task)
+{
+    memset(v, 0, sizeof *v);
+    v->j = j;
+    v->m = j->m;
+    v->n = j->n;
+    v->k = j->k;
+    v->grouped = !j->b_uniform_k;
+    v->group = v->grouped ? j->b.map.col_group : j->k;
+    v->ngroups = (j->k + v->group - 1) / v->group;
+    v->nibbles = llmq_dtype_bits(j->b.dtype) == 4;
+    v->kv = j->k / 32 * 32;
+    v->rows_per_task = rows_per_task;
+}
+
+/* Where column k of A goes: for 4-bit B each 32 columns are stored evens then odds, the order
+ * in which the two nibbles of 16 bytes come out (xg_b32, xg_w32). */
+static inline int64_t xg_a_index(const xg_gemv *v, int64_t k)
+{
+    if (!v->nibbles || k >= v->kv)
+        return k;
+    const int64_t b = k % 32;
+    return k - b + (b % 2 == 0 ? b / 2 : 16 + b / 2);
+}
+
+/* Rows n .. n + 3 of a task ending at n1 (the last repeated past n1) and their parameter
+ * bases; returns how many are real. */
+static inline int xg_rows4(const llmq_matmul_job *j, int64_t n, int64_t n1, int64_t nr[4],
+                           int64_t bidx[4])
+{
+    for (int i = 0; i < 4; i++) {
+        nr[i] = n + i < n1 ? n + i : n1 - 1;
+        bidx[i] = xg_row_base(&j->b.map, nr[i]);
+    }
+    return (int)(n1 - n < 4 ? n1 - n : 4);
+}
+
+/* Call fn(arg, task, dtype) with the B dtype as a constant, so that no dtype branch is left in
+ * the inner loops. */
+#define XG_FOR_DTYPE(fn, arg, task)                                                            \
+    do {                                                                                       \
+        switch (((const xg_gemv *)(arg))->j->b.dtype) {                                        \
+        case LLMQ_DTYPE_S8: fn((arg), (task), LLMQ_DTYPE_S8); break;                           \
+        case LLMQ_DTYPE_U8: fn((arg), (task), LLMQ_DTYPE_U8); break;                           \
+        case LLMQ_DTYPE_S4: fn((arg), (task), LLMQ_DTYPE_S4); break;                           \
+        default: fn((arg), (task), LLMQ_DTYPE_U4); break;                                      \
+        }                                                                                      \
+    } while (0)
+
+/* 32 codes of a B row from column k (k a multiple of 32) as two vectors of 16 int16: for
+ * 8-bit B in order, for 4-bit B the even columns then the odd ones. */
+static LLMQ_ALWAYS_INLINE void xg_b32(const uint8_t *row, llmq_dtype dt, int64_t k, __m256i *lo,
+                                      __m256i *hi)
+{
+    switch (dt) {
+    case LLMQ_DTYPE_S8:
+        *lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + k)));
+        *hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + k + 16)));
+        break;
+    case LLMQ_DTYPE_U8:
+        *lo = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + k)));
+        *hi = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + k + 16)));
+        break;
+    default: {
+        const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        __m128i e = _mm_and_si128(x, m4), o = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+        if (dt == LLMQ_DTYPE_S4) {
+            const __m128i s8 = _mm_set1_epi8(8);
+            e = _mm_sub_epi8(_mm_xor_si128(e, s8), s8);
+            o = _mm_sub_epi8(_mm_xor_si128(o, s8), s8);
+            *lo = _mm256_cvtepi8_epi16(e);
+            *hi = _mm256_cvtepi8_epi16(o);
+        } else {
+            *lo = _mm256_cvtepu8_epi16(e);
+            *hi = _mm256_cvtepu8_epi16(o);
+        }
+        break;
+    }
+    }
+}
+
+static void xg_gemv_prep(void *arg, int64_t m, int worker)
+{
+    (void)worker;
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t pa = xg_param(&j->a, m, 0);
+    const int32_t za = j->a.zero_point[pa];
+    v->sa[m] = j->a.scale[pa];
+    int16_t *dst = v->a16 + m * v->k;
+    for (int64_t k = 0; k < v->k; k++)
+        dst[xg_a_index(v, k)] = (int16_t)(xg_code(&j->a, m, k) - za);
+    for (int64_t gi = 0; gi < v->ngroups; gi++) {
+        const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+        int32_t s = 0;
+        for (int64_t k = k0; k < k1; k++)
+            s += dst[k]; /* a permutation inside 32-aligned blocks: same set per group */
+        v->asum[m * v->ngroups + gi] = s;
+    }
+}
+
+/* acc[r][i] += A' row r x B row i over [k0, kv) in steps of 32 (kv - k0 a multiple of 32). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_steps(const uint8_t *const *brow, llmq_dtype dt,
+                                             const int16_t *a0, const int16_t *a1, int64_t k0,
+                                             int64_t kv, const int mm, __m256i acc[2][4])
+{
+    for (int64_t k = k0; k < kv; k += 32) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + k));
+        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a0 + k + 16));
+        __m256i y0 = x0, y1 = x1;
+        if (mm > 1) {
+            y0 = _mm256_loadu_si256((const __m256i *)(a1 + k));
+            y1 = _mm256_loadu_si256((const __m256i *)(a1 + k + 16));
+        }
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256i lo, hi;
+            xg_b32(brow[i], dt, k, &lo, &hi);
+            acc[0][i] = _mm256_add_epi32(acc[0][i], _mm256_add_epi32(_mm256_madd_epi16(lo, x0),
+                                                                     _mm256_madd_epi16(hi, x1)));
+            if (mm > 1)
+                acc[1][i] = _mm256_add_epi32(acc[1][i],
+                                             _mm256_add_epi32(_mm256_madd_epi16(lo, y0),
+                                                              _mm256_madd_epi16(hi, y1)));
+        }
+    }
+}
+
+/* B rows nr[0..4) against A rows m, m + 1 (mm = 1 or 2): exact sums of A' b over columns
+ * [k0, k1) of one group, in part[row of A] (the 4 B rows in 4 lanes, kept in registers). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, int64_t m,
+                                             int mm, int64_t k0, int64_t k1, __m128i part[2],
+                                             llmq_dtype dt)
+{
+    const llmq_matmul_job *j = v->j;
+    const uint8_t *brow[4];
+    for (int i = 0; i < 4; i++)
+        brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
+    __m256i acc[2][4];
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 4; i++)
+            acc[r][i] = _mm256_setzero_si256();
+    const int64_t kv = k1 < v->kv ? k1 : v->kv;
+    const int16_t *a0 = v->a16 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+    const int64_t k = kv > k0 ? kv : k0; /* the tail starts here (kv - k0 is a multiple of 32) */
+    if (mm == 1) /* two copies, the row count a constant in each */
+        xg_gemv_steps(brow, dt, a0, a1, k0, kv, 1, acc);
+    else
+        xg_gemv_steps(brow, dt, a0, a1, k0, kv, 2, acc);
+    for (int r = 0; r < mm; r++) {
+        /* four horizontal sums at once: lanes [0..3] of the two halves */
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[r][0], acc[r][1]),
+                                            _mm256_hadd_epi32(acc[r][2], acc[r][3]));
+        __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        if (k < k1) { /* the tail past the last 32, in natural order */
+            const int16_t *ar = r ? a1 : a0;
+            uint32_t t[4] = {0, 0, 0, 0};
+            for (int i = 0; i < 4; i++)
+                for (int64_t kk = k; kk < k1; kk++)
+                    t[i] += (uint32_t)((int32_t)ar[kk] * xg_code(&j->b, nr[i], kk));
+            sum = _mm_add_epi32(sum, _mm_loadu_si128((const __m128i *)t));
+        }
+        part[r] = sum;
+    }
+}
+
+/* One task of the GEMV, for B of dtype dt (a constant in each caller: no dtype branch is left
+ * in the inner loops). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dtype dt)
+{
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t n0 = task * v->rows_per_task;
+    const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
+    for (int64_t n = n0; n < n1; n += 4) {
+        int64_t nr[4], bidx[4];
+        const int cnt = xg_rows4(j, n, n1, nr, bidx);
+        float bias[8] = {0};
+        for (int i = 0; i < 8; i++)
+            bias[i] = j->bias != NULL ? j->bias[nr[i < 4 ? i : 0]] : 0.0f;
+        for (int64_t m = 0; m < v->m; m += 2) {
+            const int mm = v->m - m < 2 ? 1 : 2;
+            __m128 facc[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+            __m128i exact[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+            float sb[8] = {0};
+            for (int64_t gi = 0; gi < v->ngroups; gi++) {
+                const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+                __m128i part[2];
+                xg_gemv_block(v, nr, m, mm, k0, k1, part, dt);
+                int32_t zb[4];
+                for (int i = 0; i < 4; i++) {
+                    sb[i] = j->b.scale[bidx[i] + gi];
+                    zb[i] = j->b.zero_point[bidx[i] + gi];
+                }
+                for (int r = 0; r < mm; r++) {
+                    /* part - zB * sum A' (modulo 2^32: exact) */
+                    const __m128i p = _mm_sub_epi32(
+                        part[r],
+                        _mm_mullo_epi32(_mm_loadu_si128((const __m128i *)zb),
+                                        _mm_set1_epi32(v->asum[(m + r) * v->ngroups + gi])));
+                    if (!v->grouped) {
+                        exact[r] = p;
+                        continue;
+                    }
+                    const __m128 add = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(p),
+                                                             _mm_set1_ps(v->sa[m + r])),
+                                                  _mm_loadu_ps(sb));
+                    facc[r] = _mm_add_ps(facc[r], add); /* the first add is to 0.0f */
+                }
+            }
+            for (int r = 0; r < mm; r++) {
+                if (v->grouped)
+                    xg_epilogue_float(j, m + r, n, cnt,
+                                      _mm256_insertf128_ps(_mm256_setzero_ps(), facc[r], 0), bias);
+                else
+                    xg_epilogue_exact(j, m + r, n, cnt,
+                                      _mm256_inserti128_si256(_mm256_setzero_si256(), exact[r], 0),
+                                      v->sa[m + r], sb, bias);
+            }
+        }
+    }
+}
+
+static void xg_gemv_task(void *arg, int64_t task, int worker)
+{
+    (void)worker;
+    XG_FOR_DTYPE(xg_gemv_task_dt, arg, task);
+}
+
+static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
+{
+    llmq_context *ctx = be->ctx;
+    xg_gemv v;
+    xg_gemv_init(&v, j, 64);
+    const size_t a_bytes = (((size_t)v.m * (size_t)v.k * 2) + 63) & ~(size_t)63;
+    const size_t total = a_bytes + (size_t)v.m * (size_t)(v.ngroups + 1) * 4;
+    char *ws = llmq_scratch(ctx, total);
+    if (ws == NULL)
+        return xg_oom(be, total);
+    v.a16 = (int16_t *)ws;
+    v.asum = (int32_t *)(ws + a_bytes);
+    v.sa = (float *)(v.asum + v.m * v.ngroups);
+    llmq_parallel_for(ctx, v.m, xg_gemv_prep, &v);
+    llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_gemv_task, &v);
+    return LLMQ_OK;
+}
+
+/* ---- weight-only: float A x 8/4-bit B [N, K] (the xg_gemv context, a32) ---- */
+
+static void xg_wo_prep(void *arg, int64_t m, int worker)
+{
+    (void)worker;
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const void *row = (const uint8_t *)j->a.data + (size_t)m * j->a.stride;
+    float *dst = v->a32 + m * v->k;
+    for (int64_t k = 0; k < v->k; k++)
+        dst[xg_a_index(v, k)] = x86_load1(row, j->a.dtype, k);
+}
+
+/* 32 weights of a B row from column k (a multiple of 32) minus zB, as 4 x 8 floats (4-bit:
+ * evens then odds, as a32). Exact: small integers. */
+static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t k, int32_t zb,
+                                      __m256 w[4])
+{
+    if (dt == LLMQ_DTYPE_S8 || dt == LLMQ_DTYPE_U8) { /* code - zB needs more than 8 bits */
+        const __m256i z = _mm256_set1_epi32(zb);
+        for (int q = 0; q < 4; q++) {
+            const __m128i b = _mm_loadl_epi64((const __m128i *)(row + k + q * 8));
+            const __m256i c = dt == LLMQ_DTYPE_S8 ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+            w[q] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c, z));
+        }
+        return;
+    }
+    /* 4-bit: code - zB is in [-15, 15], so s8 arithmetic is exact */
+    const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m128i c0 = _mm_and_si128(x, m4), c1 = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+    if (dt == LLMQ_DTYPE_S4) {
+        const __m128i s8 = _mm_set1_epi8(8);
+        c0 = _mm_sub_epi8(_mm_xor_si128(c0, s8), s8);
+        c1 = _mm_sub_epi8(_mm_xor_si128(c1, s8), s8);
+    }
+    const __m128i z = _mm_set1_epi8((char)zb);
+    c0 = _mm_sub_epi8(c0, z);
+    c1 = _mm_sub_epi8(c1, z);
+    w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c0));
+    w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c0, 8)));
+    w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c1));
+    w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c1, 8)));
+}
+
+/* Per-group partial sums of A rows m, m + 1 (mm = 1 or 2) against 4 B rows over the vector
+ * part [k0, kv) of one group. The weights come unpacked in registers (wbuf NULL) or from wbuf,
+ * where the group's weights were unpacked once for all rows of A: the same floats either way,
+ * in the same order, so both give the same bits. */
+static LLMQ_ALWAYS_INLINE void xg_wo_group(const xg_gemv *v, const uint8_t *const *brow,
+                                           const int32_t *zb, const float *a0, const float *a1,
+                                           int mm, int64_t k0, int64_t kv, const float *wbuf,
+                                           __m256 part[2][4], llmq_dtype dt)
+{
+    (void)v;
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 4; i++)
+            part[r][i] = _mm256_setzero_ps();
+    const int64_t len = kv - k0;
+    for (int64_t k = k0; k < kv; k += 32) {
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m256 w[4];
+            if (wbuf == NULL) {
+                xg_w32(brow[i], dt, k, zb[i], w);
+            } else {
+                for (int q = 0; q < 4; q++)
+                    w[q] = _mm256_loadu_ps(wbuf + i * len + (k - k0) + q * 8);
+            }
+            LLMQ_UNROLL
+            for (int q = 0; q < 4; q++)
+                part[0][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + k + q * 8), w[q], part[0][i]);
+            if (mm > 1) {
+                LLMQ_UNROLL
+                for (int q = 0; q < 4; q++)
+                    part[1][i] = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + k + q * 8), w[q], part[1][i]);
+            }
+        }
+    }
+}
+
+static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, int worker, llmq_dtype dt)
+{
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t n0 = task * v->rows_per_task;
+    const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
+    /* more than 2 rows of A: each group's weights are unpacked once into wbuf (L1 / L2) */
+    float *wbuf = v->m > 2 ? v->wo_work + (size_t)worker * v->wo_worker_floats : NULL;
+    __m128 *facc = (__m128 *)(void *)(v->wo_work + (size_t)worker * v->wo_worker_floats +
+                                      (size_t)4 * (size_t)v->group);
+    for (int64_t n = n0; n < n1; n += 4) {
+        int64_t nr[4], bidx[4];
+        const int cnt = xg_rows4(j, n, n1, nr, bidx);
+        const uint8_t *brow[4];
+        for (int i = 0; i < 4; i++)
+            brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
+        for (int64_t m = 0; m < v->m; m++)
+            facc[m] = _mm_setzero_ps();
+        for (int64_t gi = 0; gi < v->ngroups; gi++) {
+            const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+            const int64_t kv = k1 < v->kv ? k1 : v->kv;
+            float sb[4];
+            int32_t zb[4];
+            for (int i = 0; i < 4; i++) {
+                sb[i] = j->b.scale[bidx[i] + gi];
+                zb[i] = j->b.zero_point[bidx[i] + gi];
+            }
+            if (wbuf != NULL)
+                for (int i = 0; i < 4; i++)
+                    for (int64_t k = k0; k < kv; k += 32) {
+                        __m256 w[4];
+                        xg_w32(brow[i], dt, k, zb[i], w);
+                        for (int q = 0; q < 4; q++)
+                            _mm256_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + q * 8, w[q]);
+                    }
+            for (int64_t m = 0; m < v->m; m += 2) {
+                const int mm = v->m - m < 2 ? 1 : 2;
+                const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+                __m256 part[2][4];
+                xg_wo_group(v, brow, zb, a0, a1, mm, k0, kv, wbuf, part, dt);
+                for (int r = 0; r < mm; r++) {
+                    const float *ar = r ? a1 : a0;
+                    float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    for (int i = 0; i < 4; i++)
+                        for (int64_t kk = kv; kk < k1; kk++)
+                            tail[i] += ar[kk] * (float)(xg_code(&j->b, nr[i], kk) - zb[i]);
+                    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(part[r][0], part[r][1]),
+                                                    _mm256_hadd_ps(part[r][2], part[r][3]));
+                    const __m128 s4 = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(h),
+                                                            _mm256_extractf128_ps(h, 1)),
+                                                 _mm_loadu_ps(tail));
+                    facc[m + r] = _mm_add_ps(facc[m + r], _mm_mul_ps(s4, _mm_loadu_ps(sb)));
+                }
+            }
+        }
+        for (int64_t m = 0; m < v->m; m++) {
+            void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;
+            float out[4];
+            _mm_storeu_ps(out, facc[m]);
+            for (int i = 0; i < cnt; i++)
+                x86_store1(crow, j->c.dtype, n + i,
+                           out[i] + (j->bias != NULL ? j->bias[n + i] : 0.0f));
+        }
+    }
+}
+
+#define XG_WO_TASK(arg, task, dt) xg_wo_task_dt((arg), (task), worker, (dt))
+
+static void xg_wo_task(void *arg, int64_t task, int worker)
+{
+    XG_FOR_DTYPE(XG_WO_TASK, arg, task);
+}
+
+#undef XG_WO_TASK
+
+static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
+{
+    llmq_context *ctx = be->ctx;
+    xg_gemv v;
+    xg_gemv_init(&v, j, 32);
+    const int64_t tasks = (v.n + v.rows_per_task - 1) / v.rows_per_task;
+    const int workers = llmq_parallel_workers(ctx, tasks);
+    /* per worker: a group of 4 weight rows as floats, then 4 accumulators per row of A */
+    v.wo_worker_floats = ((size_t)4 * (size_t)v.group + (size_t)4 * (size_t)v.m + 15) & ~(size_t)15;
+    const size_t a_bytes = ((size_t)v.m * (size_t)v.k * 4 + 63) & ~(size_t)63;
+    const size_t total = a_bytes + (size_t)workers * v.wo_worker_floats * 4;
+    char *ws = llmq_scratch(ctx, total);
+    if (ws == NULL)
+        return xg_oom(be, total);
+    v.a32 = (float *)ws;
+    v.wo_work = (float *)(ws + a_bytes);
+    llmq_parallel_for(ctx, v.m, xg_wo_prep, &v);
+    llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_wo_task, &v);
+    return LLMQ_OK;
+}
+
+/* ---- dispatch ---- */
+
+static llmq_status xg_matmul(llmq_backend *be, const llmq_matmul_job *j)
+{
+    const int bbits = (int)llmq_dtype_bits(j->b.dtype);
+    const bool nk_stored = j->b.packed == NULL && !j->b_kn;
+    /* B's parameters are constant over runs of `group` columns of k */
+    const int64_t group = j->b_uniform_k ? j->k : j->b.map.col_group;
+    if (x86_is_float(j->a.dtype)) {
+        /* a group that is not a multiple of 32 (except the last) would split nibble pairs */
+        if (nk_stored && (bbits == 8 || bbits == 4) && (j->b_uniform_k || group % 32 == 0))
+            return xg_weight_only(be, j);
+        return llmq_cpu_scalar_matmul(be, j);
+    }
+    if (!j->a_uniform_k)
+        return llmq_cpu_scalar_matmul(be, j);
+    if (nk_stored && j->m <= XG_GEMV_M && (bbits == 8 || bbits == 4) &&
+        (j->b_uniform_k || group % 32 == 0))
+        return xg_int_gemv(be, j);
+    if (j->b_uniform_k || group % 4 == 0)
+        return xg_panel_gemm(be, j);
+    return llmq_cpu_scalar_matmul(be, j);
+}
+
+#endif

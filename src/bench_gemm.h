@@ -1,0 +1,43 @@
+/* bench_gemm.h - llmq's side of the matmul benchmark, shared by `llmq bench gemm` and the peer
+ * benchmark benchmarks/bench_gemm_peers.c (public API only). SPDX-License-Identifier: MIT */
+#ifndef LLMQ_BENCH_GEMM_H
+#define LLMQ_BENCH_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llmq.h"
+
+/* The products measured. */
+typedef enum bench_kind {
+    BENCH_W8A8 = 0,  /* s8 A per token x s8 B per channel (prepacked), f32 dequant epilogue */
+    BENCH_W8A16 = 1, /* f32 A x s8 B per channel (as stored), f32 output */
+    BENCH_W4A16 = 2, /* f32 A x u4 B in groups of 128 with zero points, f32 output */
+    BENCH_W4A8 = 3,  /* s8 A per token x u4 B in groups of 128 with zero points, f32 output */
+    BENCH_KINDS = 4
+} bench_kind;
+
+const char *bench_kind_name(bench_kind kind);
+
+/* Bytes of B for a kind (what an M = 1 product must stream). */
+double bench_weight_bytes(bench_kind kind, int64_t n, int64_t k);
+
+/* Best-of-`reps` seconds of one llmq_matmul of kind on ctx; `cold` evicts the caches before
+ * each repetition (weights streamed from memory). Returns < 0 on failure (message printed). */
+double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k, int cold,
+                  int reps);
+
+/* Write to a buffer larger than the last-level cache, so that the next call reads from DRAM. */
+void bench_evict(void);
+
+/* Read bandwidth in GB/s of `threads` threads each summing its share of a 512 MiB buffer as 4
+ * sequential streams (best of `reps`). */
+double bench_read_bandwidth(int threads, int reps);
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/* The shapes of the issue: (1, 8, 32, 128, 512) x 4096 x 4096 and 1024 x 4096 x 11008. */
+extern const int64_t bench_shapes[6][3];
+
+#endif
