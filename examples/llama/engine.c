@@ -429,6 +429,29 @@ int llama_forward(llama *m, const int32_t *tokens, int n, int pos0, float *logit
     return linear(m, &m->cls, m->xb, n, logits);
 }
 
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        best = v[i] > v[best] ? i : best;
+    return best;
+}
+
+int llama_greedy(llama *m, const int32_t *prompt, int n, int steps, int32_t *out, float *logits)
+{
+    const int vocab = m->cfg.vocab_size;
+    if (llama_forward(m, prompt, n, 0, logits) != 0)
+        return -1;
+    int next = argmax(logits + (size_t)(n - 1) * vocab, vocab), produced = 0;
+    for (int pos = n; produced < steps && pos < m->max_pos && next > 2; pos++) {
+        out[produced++] = next;
+        if (llama_forward(m, &next, 1, pos, logits) != 0)
+            return -1;
+        next = argmax(logits, vocab);
+    }
+    return produced;
+}
+
 double llama_weight_bytes(const llama *m)
 {
     double bytes = 0.0;

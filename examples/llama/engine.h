@@ -81,6 +81,11 @@ int llama_calibrate(llama *m, const struct tokenizer *t, const char *text, int64
  * of vocab_size logits. Returns 0 or -1 with a message. */
 int llama_forward(llama *m, const int32_t *tokens, int n, int pos0, float *logits);
 
+/* Greedy decoding: the prompt in one forward, then `steps` tokens one at a time (stopping at
+ * BOS / EOS or the cache's end); writes the new tokens to out and returns their count, or -1.
+ * logits must hold max_batch * vocab_size floats. */
+int llama_greedy(llama *m, const int32_t *prompt, int n, int steps, int32_t *out, float *logits);
+
 /* Bytes of the linear layers' weights as stored (codes and parameters). */
 double llama_weight_bytes(const llama *m);
 

@@ -29,20 +29,20 @@ static void usage(void)
             "static activations are calibrated on 2,000 tokens of the second half of TEXT (eval)\n"
             "or of the --calib text (generate); record saves the inputs of every linear layer over\n"
             "the second half of TEXT for `llmq quantize --calib`\n"
-            "common: [--backend auto|cpu|cuda]\n");
+            "common: [--backend auto|cpu|cuda] [--threads T]\n");
 }
 
 typedef struct options {
     const char *mode, *recipe, *prompt, *backend, *calib, *output;
     int64_t tokens;
-    int steps, no_fp32;
+    int steps, no_fp32, threads;
     float temperature;
     unsigned long long seed;
 } options;
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0, 0.0f, 1};
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0, 1, 0.0f, 1};
     int i = first;
     while (i < argc) { /* every option but --no-fp32 takes a value */
         if (strcmp(argv[i], "--no-fp32") == 0) {
@@ -70,6 +70,8 @@ static int parse(int argc, char **argv, int first, options *o)
             o->tokens = atoll(v);
         else if (strcmp(a, "--steps") == 0)
             o->steps = atoi(v);
+        else if (strcmp(a, "--threads") == 0)
+            o->threads = atoi(v);
         else if (strcmp(a, "--temperature") == 0)
             o->temperature = strtof(v, NULL);
         else if (strcmp(a, "--seed") == 0)
@@ -156,9 +158,10 @@ static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const o
     if (rc == 0)
         rc = eval_mode(m, t, text, o->mode, o->recipe, o->tokens, &ppl, &tps);
     if (rc == 0 && o->no_fp32)
-        printf("%s %s: perplexity %.4f, linear weights %.0f bytes, %.0f tokens/s, backend %s\n",
-               o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode, ppl,
-               llama_weight_bytes(m), tps, llmq_context_backend_name(m->ctx));
+        printf("%s %s: perplexity %.4f, linear weights %.0f bytes, %.0f tokens/s, backend %s, "
+               "%d threads\n", o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode,
+               ppl, llama_weight_bytes(m), tps, llmq_context_backend_name(m->ctx),
+               (int)llmq_context_threads(m->ctx));
     else if (rc == 0)
         printf("%s %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
                "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s\n",
@@ -331,6 +334,8 @@ int main(int argc, char **argv)
     }
     llmq_context *ctx = NULL;
     llmq_status st = llmq_context_create(&ctx, o.backend);
+    if (st == LLMQ_OK)
+        st = llmq_context_set_threads(ctx, o.threads);
     if (st != LLMQ_OK) {
         fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(ctx));
         llmq_context_destroy(ctx);

@@ -261,6 +261,38 @@ static void quantized_modes_within_bounds(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* Greedy generation does not depend on the thread count: every llmq result is bit-identical
+ * for any number of threads. */
+static void greedy_deterministic_across_threads(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"fp32", "w8a8", "w4a16-g32", "w4a8-g32"};
+    int32_t first[64], again[64], prompt[64];
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+        int produced[2] = {0, 0};
+        for (int threads = 1; threads <= 2; threads++) {
+            llmq_context *ctx = test_context();
+            ASSERT_OK(ctx, llmq_context_set_threads(ctx, threads));
+            llama m;
+            tokenizer t;
+            assert_int_equal(llama_open(&m, ctx, path(models[0].model), 257), 0);
+            assert_int_equal(tokenizer_load(&t, path(models[0].tokenizer), m.cfg.vocab_size), 0);
+            assert_int_equal(llama_apply_mode(&m, modes[k]), 0);
+            const int n = tokenizer_encode(&t, "Once upon a time, a little dog", 1, prompt);
+            float *logits = malloc((size_t)m.max_batch * m.cfg.vocab_size * sizeof(float));
+            produced[threads - 1] = llama_greedy(&m, prompt, n, 48, threads == 1 ? first : again,
+                                                 logits);
+            free(logits);
+            tokenizer_free(&t);
+            llama_close(&m);
+            llmq_context_destroy(ctx);
+        }
+        assert_true(produced[0] > 10);
+        assert_int_equal(produced[0], produced[1]);
+        assert_memory_equal(first, again, (size_t)produced[0] * sizeof(int32_t));
+    }
+}
+
 int main(int argc, char **argv)
 {
     models_dir = argc > 1 ? argv[1] : "../shared/models";
@@ -271,6 +303,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fp32_matches_independent_forward),
         cmocka_unit_test(quantized_modes_within_bounds),
+        cmocka_unit_test(greedy_deterministic_across_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
