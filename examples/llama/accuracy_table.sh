@@ -1,6 +1,7 @@
 #!/bin/sh
 # Print the docs/accuracy.md table: perplexity of every mode on both models of ../shared/models
-# under the evaluation protocol (first TOKENS tokens of TinyStories validation).
+# under the evaluation protocol (first TOKENS tokens of TinyStories validation), with the
+# prompt-processing (eval) and generation speeds.
 # usage: examples/llama/accuracy_table.sh [BUILD_DIR] [MODELS_DIR] [TOKENS] [extra llmq-llama options]
 set -eu
 build=${1:-build} models=${2:-../shared/models} tokens=${3:-20000}
@@ -10,8 +11,8 @@ text="$models/heldout-text/tinystories-val/tinystories_val.txt"
 recipes="$(dirname "$0")/../recipes"
 modes="fp32 w8a8 w8a8-static w4a16-g32 w4a16-g32-sym w4a16-g128 w4a16-g128-sym w4a8-g32 w3a16-g32 w2a16-g32 mixed"
 [ -f "$recipes/w8a8-smoothquant.yaml" ] && modes="$modes w8a8-smoothquant"
-echo "| model | mode | perplexity | change | linear weights (bytes) | tokens/s |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| model | mode | perplexity | change | linear weights (bytes) | prompt tokens/s | generation tokens/s |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for spec in "stories260K/stories260K.bin stories260K/tok512.bin" \
             "babyllama-tok105/model5000.bin babyllama-tok105/tok105.vocab"; do
     set -- $spec "$@"
@@ -19,17 +20,19 @@ for spec in "stories260K/stories260K.bin stories260K/tok512.bin" \
     shift 2
     base=""
     for mode in $modes; do
-        if [ "$mode" = fp32 ]; then
-            line=$("$llama" eval "$models/$model" "$models/$tok" "$text" --tokens "$tokens" --no-fp32 "$@")
-        else
-            line=$("$llama" eval "$models/$model" "$models/$tok" "$text" --tokens "$tokens" \
-                   --no-fp32 --recipe "$recipes/$mode.yaml" "$@")
-        fi
+        how="--recipe $recipes/$mode.yaml"
+        [ "$mode" != fp32 ] || how=""
+        line=$("$llama" eval "$models/$model" "$models/$tok" "$text" --tokens "$tokens" --no-fp32 \
+               $how "$@")
+        # generation: greedy, 256 new tokens after the default prompt
+        gen=$("$llama" generate "$models/$model" "$models/$tok" --steps 256 --temperature 0 \
+              --calib "$text" $how "$@" | tail -n 1)
+        gtps=$(echo "$gen" | sed 's/.*generated [0-9]* tokens at \([0-9]*\) tokens.s.*/\1/')
         ppl=$(echo "$line" | sed 's/.*perplexity \([0-9.]*\).*/\1/')
         bytes=$(echo "$line" | sed 's/.*linear weights \([0-9]*\) bytes.*/\1/')
         tps=$(echo "$line" | sed 's/.*bytes, \([0-9]*\) tokens.s.*/\1/')
         [ -n "$base" ] || base=$ppl
         change=$(awk -v p="$ppl" -v b="$base" 'BEGIN { printf "%+.2f%%", 100 * (p / b - 1) }')
-        echo "| $(dirname "$model") | $mode | $ppl | $change | $bytes | $tps |"
+        echo "| $(dirname "$model") | $mode | $ppl | $change | $bytes | $tps | $gtps |"
     done
 done

@@ -826,7 +826,7 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
     return LLMQ_OK;
 }
 
-/* ---- weight-only: float A x 8/4-bit B [N, K] (the xg_gemv context, a32) ---- */
+/* ---- weight-only: float A x 8/4/2-bit B [N, K] (the xg_gemv context, a32) ---- */
 
 static void xg_wo_prep(void *arg, int64_t m, int worker)
 {
@@ -840,7 +840,7 @@ static void xg_wo_prep(void *arg, int64_t m, int worker)
 }
 
 /* 32 weights of a B row from column k (a multiple of 32) minus zB, as 4 x 8 floats (4-bit:
- * evens then odds, as a32). Exact: small integers. */
+ * evens then odds, as a32; 8- and 2-bit: in order). Exact: small integers. */
 static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t k, int32_t zb,
                                       __m256 w[4])
 {
@@ -849,6 +849,20 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
         for (int q = 0; q < 4; q++) {
             const __m128i b = _mm_loadl_epi64((const __m128i *)(row + k + q * 8));
             const __m256i c = dt == LLMQ_DTYPE_S8 ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+            w[q] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c, z));
+        }
+        return;
+    }
+    if (dt == LLMQ_DTYPE_S2 || dt == LLMQ_DTYPE_U2) { /* 8 codes per 16 bits, low bits first */
+        const uint8_t *p = row + (size_t)k / 4;
+        const __m256i shift = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        const __m256i m2 = _mm256_set1_epi32(3), z = _mm256_set1_epi32(zb);
+        for (int q = 0; q < 4; q++) {
+            const int32_t bits = p[2 * q] | (int32_t)p[2 * q + 1] << 8;
+            __m256i c = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(bits), shift), m2);
+            if (dt == LLMQ_DTYPE_S2) /* sign-extend 2 bits */
+                c = _mm256_sub_epi32(_mm256_xor_si256(c, _mm256_set1_epi32(2)),
+                                     _mm256_set1_epi32(2));
             w[q] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c, z));
         }
         return;
@@ -977,7 +991,11 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, int worker
 
 static void xg_wo_task(void *arg, int64_t task, int worker)
 {
-    XG_FOR_DTYPE(XG_WO_TASK, arg, task);
+    switch (((const xg_gemv *)arg)->j->b.dtype) { /* weight-only also reads 2-bit codes */
+    case LLMQ_DTYPE_S2: XG_WO_TASK(arg, task, LLMQ_DTYPE_S2); break;
+    case LLMQ_DTYPE_U2: XG_WO_TASK(arg, task, LLMQ_DTYPE_U2); break;
+    default: XG_FOR_DTYPE(XG_WO_TASK, arg, task); break;
+    }
 }
 
 #undef XG_WO_TASK
@@ -1013,7 +1031,7 @@ static llmq_status xg_matmul(llmq_backend *be, const llmq_matmul_job *j)
     const int64_t group = j->b_uniform_k ? j->k : j->b.map.col_group;
     if (x86_is_float(j->a.dtype)) {
         /* a group that is not a multiple of 32 (except the last) would split nibble pairs */
-        if (nk_stored && (bbits == 8 || bbits == 4) && (j->b_uniform_k || group % 32 == 0))
+        if (nk_stored && (j->b_uniform_k || group % 32 == 0))
             return xg_weight_only(be, j);
         return llmq_cpu_scalar_matmul(be, j);
     }

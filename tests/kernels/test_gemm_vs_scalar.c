@@ -413,7 +413,7 @@ static void extreme_accumulators_bit_equal(void **state)
     llmq_context_destroy(ctx);
 }
 
-/* W8A16 / W4A16: float A (f32, f16, bf16) x quantized B, within the bound. */
+/* W8A16 / W4A16 / W2A16: float A (f32, f16, bf16) x quantized B, within the bound. */
 static void weight_only_within_bound(void **state)
 {
     llmq_context *ctx;
@@ -421,7 +421,8 @@ static void weight_only_within_bound(void **state)
     llmq_context *ref = scalar_context();
     test_rng rng = {23};
     static const llmq_dtype ads[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
-    static const llmq_dtype bds[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_U4};
+    static const llmq_dtype bds[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4,
+                                     LLMQ_DTYPE_U4, LLMQ_DTYPE_S2, LLMQ_DTYPE_U2};
     static const llmq_dtype cds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
     static const int64_t groups[] = {32, 64, 128, 17};
     static const int64_t ms[] = {1, 2, 3, 5, 8, 16, 17};
@@ -434,7 +435,7 @@ static void weight_only_within_bound(void **state)
         if (g.m * g.n * g.k > 2000000)
             continue;
         g.ad = ads[test_rng_next(&rng) % 3];
-        g.bd = bds[test_rng_next(&rng) % 4];
+        g.bd = bds[test_rng_next(&rng) % 6];
         g.b_gran = 1 + (int)(test_rng_next(&rng) % 2);
         g.group = pick(&rng, groups, 4);
         g.cd = cds[test_rng_next(&rng) % 3];
