@@ -50,6 +50,13 @@ static llmq_status check_args(llmq_context *ctx, const char *fn, const llmq_tens
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "b=%s: K=%lld differs from a=%s",
                          llmq_shape_str(b, s1, sizeof s1), (long long)b->shape[1],
                          llmq_shape_str(a, s2, sizeof s2));
+    bool c_shape_ok = c->ndim == a->ndim && c->cols == b->shape[0];
+    for (int32_t i = 0; c_shape_ok && i + 1 < a->ndim; i++)
+        c_shape_ok = c->shape[i] == a->shape[i];
+    if (!c_shape_ok)
+        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                         "c=%s: must have a's leading dimensions and N=%lld",
+                         llmq_shape_str(c, s1, sizeof s1), (long long)b->shape[0]);
     if (overlap(a, c))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "c: overlaps a");
     if (act != NULL) {

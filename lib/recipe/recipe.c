@@ -917,11 +917,12 @@ static sq_spec merge_sq(const sq_spec *d, const sq_spec *r)
     if (r->none || !d->present || d->none)
         return *r;
     sq_spec m = *d;
-    if (r->alpha_set || r->search) {
-        m.alpha_set = r->alpha_set;
+    if (r->alpha_set) { /* a number replaces an inherited search */
+        m.alpha_set = true;
         m.alpha = r->alpha;
-        m.search = r->search;
+        m.search = false;
     }
+    m.search = m.search || r->search; /* the defaults' number stays the fallback */
     if (r->grid)
         m.grid = r->grid;
     if (r->fold_set) {
