@@ -51,7 +51,8 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_smoothquant_channel_absmax(llmq_context
  * Compute the smoothing factors of one group of weight matrices that read the same input,
  * scale the weights in place and return the factors:
  *
- *     s_j = max|X_j|^alpha / (max over the group's matrices i and rows n of |W_i[n, j]|)^(1 - alpha)
+ *     s_j = max|X_j|^alpha / max|W_j|^(1 - alpha),  max|W_j| over every row n of every
+ *                                                  matrix i of the group: |W_i[n, j]|
  *     W_i[n, j] *= s_j        for every matrix of the group
  *
  * evaluated in double and rounded once to float. Rule for degenerate channels: s_j = 1 (the

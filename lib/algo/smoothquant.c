@@ -16,12 +16,6 @@
 #define MAX_GROUP 64
 #define MAX_GRID 1000
 
-static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
-{
-    const char *a0 = a->data, *b0 = b->data;
-    return a0 < b0 + llmq_tensor_nbytes(b) && b0 < a0 + llmq_tensor_nbytes(a);
-}
-
 /* A host F32 tensor of ndim dimensions (1: packed). */
 static llmq_status check_f32(llmq_context *ctx, const char *fn, const char *name,
                              const llmq_tensor *t, int32_t ndim)
@@ -55,7 +49,7 @@ static llmq_status check_group(llmq_context *ctx, const char *fn, int32_t n_weig
             return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s: K differs from %lld", name,
                              llmq_shape_str(weights[i], s, sizeof s), (long long)k);
         for (int32_t j = 0; j < i; j++)
-            if (overlap(weights[i], weights[j]))
+            if (llmq_tensors_overlap(weights[i], weights[j]))
                 return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s: overlaps weights[%d]", name,
                                  (int)j);
     }
@@ -157,10 +151,12 @@ llmq_status llmq_smoothquant_apply(llmq_context *ctx, const llmq_tensor *act_abs
     LLMQ_REQUIRE(ctx, alpha >= 0.0f && alpha <= 1.0f, "alpha=%g: must be in [0, 1]",
                  (double)alpha);
     LLMQ_TRY(check_group(ctx, fn, n_weights, (const llmq_tensor *const *)weights, k));
-    for (int32_t i = 0; i < n_weights; i++)
-        if (overlap(weights[i], divisor) || overlap(weights[i], act_absmax))
+    for (int32_t i = 0; i < n_weights; i++) {
+        const bool on_divisor = llmq_tensors_overlap(weights[i], divisor);
+        if (on_divisor || llmq_tensors_overlap(weights[i], act_absmax))
             return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "weights[%d]: overlaps %s", (int)i,
-                             overlap(weights[i], divisor) ? "divisor" : "act_absmax");
+                             on_divisor ? "divisor" : "act_absmax");
+    }
     const float *amax = act_absmax->data;
     for (int64_t j = 0; j < k; j++)
         LLMQ_REQUIRE(ctx, amax[j] >= 0.0f && amax[j] <= FLT_MAX,

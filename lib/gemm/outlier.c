@@ -18,12 +18,6 @@ static const float *f32_row(const llmq_tensor *t, int64_t r)
     return (const float *)((const char *)t->data + (size_t)r * t->row_stride);
 }
 
-static bool overlap(const llmq_tensor *a, const llmq_tensor *b)
-{
-    const char *a0 = a->data, *b0 = b->data;
-    return a0 < b0 + llmq_tensor_nbytes(b) && b0 < a0 + llmq_tensor_nbytes(a);
-}
-
 static llmq_status check_args(llmq_context *ctx, const char *fn, const llmq_tensor *a,
                               const llmq_tensor *b, const llmq_tensor *bias, const llmq_tensor *c,
                               const llmq_scheme *act, float threshold)
@@ -57,7 +51,7 @@ static llmq_status check_args(llmq_context *ctx, const char *fn, const llmq_tens
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
                          "c=%s: must have a's leading dimensions and N=%lld",
                          llmq_shape_str(c, s1, sizeof s1), (long long)b->shape[0]);
-    if (overlap(a, c))
+    if (llmq_tensors_overlap(a, c))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "c: overlaps a");
     if (act != NULL) {
         const bool dtype_ok = act->dtype == LLMQ_DTYPE_S8 || act->dtype == LLMQ_DTYPE_U8;
