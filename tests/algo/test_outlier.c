@@ -326,6 +326,48 @@ static void misuse(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* Allocation n fails for n = 0, 1, ... until the call succeeds: each failure is
+ * LLMQ_ERR_OUT_OF_MEMORY, leaves c and the count as they were and leaks nothing. */
+static void out_of_memory(void **state)
+{
+    (void)state;
+    int succeeded = 0;
+    for (long n = 0; n < 200 && !succeeded; n++) {
+        test_allocator fa = {.fail_at = n};
+        llmq_context_options o;
+        ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
+        o.allocator = test_allocator_of(&fa);
+        float a[6] = {1, 9, -2, 0.5f, 3, 1}, w[6] = {1, 2, 3, -4, 5, -6}, c[4] = {7, 7, 7, 7};
+        llmq_context *ctx = NULL;
+        llmq_tensor *at = NULL, *wt = NULL, *b = NULL, *ct = NULL;
+        llmq_scheme *ws = NULL;
+        int64_t count = -1;
+        const int64_t shape[2] = {2, 3}, cshape[2] = {2, 2};
+        llmq_status st = llmq_context_create_with_options(&ctx, &o);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, a, 0, &at);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, shape, w, 0, &wt);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, cshape, c, 0, &ct);
+        if (st == LLMQ_OK) st = llmq_scheme_create(ctx, LLMQ_DTYPE_S8, &ws);
+        if (st == LLMQ_OK) st = llmq_scheme_set_granularity(ws, LLMQ_GRANULARITY_PER_CHANNEL);
+        if (st == LLMQ_OK) st = llmq_tensor_create_quantized(ctx, ws, 2, shape, &b);
+        if (st == LLMQ_OK) st = llmq_quantize_dynamic(ctx, wt, b);
+        if (st == LLMQ_OK) {
+            st = llmq_matmul_outlier(ctx, at, b, NULL, ct, NULL, 6.0f, &count);
+            if (st != LLMQ_OK)
+                assert_true(count == -1 && c[0] == 7.0f && c[3] == 7.0f);
+        }
+        if (st == LLMQ_OK)
+            succeeded = 1;
+        else
+            assert_int_equal(st, LLMQ_ERR_OUT_OF_MEMORY);
+        llmq_scheme_destroy(ws);
+        TEST_DESTROY(at, wt, b, ct);
+        llmq_context_destroy(ctx);
+        assert_int_equal(fa.live, 0);
+    }
+    assert_true(succeeded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +376,7 @@ int main(void)
         cmocka_unit_test(weight_formats_and_activation_schemes),
         cmocka_unit_test(decomposition_beats_plain_w8a8),
         cmocka_unit_test(misuse),
+        cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -389,6 +389,58 @@ static void misuse(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* Allocation n fails for n = 0, 1, ... until the calls succeed: each failure is
+ * LLMQ_ERR_OUT_OF_MEMORY, leaves the weights and outputs as they were and leaks nothing. */
+static void out_of_memory(void **state)
+{
+    (void)state;
+    int succeeded = 0;
+    for (long n = 0; n < 200 && !succeeded; n++) {
+        test_allocator fa = {.fail_at = n};
+        llmq_context_options o;
+        ASSERT_OK(NULL, llmq_context_options_defaults(&o, sizeof o));
+        o.allocator = test_allocator_of(&fa);
+        float x[12] = {1, -2, 30, 4, 0.5f, 6, -7, 8, 9, -10, 11, 0.25f}, amax[4] = {10, 8, 30, 4};
+        float w[8] = {1, 2, 3, 4, -5, 6, -7, 8}, s[4] = {0};
+        const float keep[8] = {1, 2, 3, 4, -5, 6, -7, 8};
+        llmq_context *ctx = NULL;
+        llmq_tensor *xt = NULL, *wt = NULL, *at = NULL, *st_ = NULL;
+        llmq_scheme *ws = NULL, *as = NULL;
+        float alpha = -1.0f;
+        llmq_status st = llmq_context_create_with_options(&ctx, &o);
+        const int64_t xs[2] = {3, 4}, wsh[2] = {2, 4}, k = 4;
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, xs, x, 0, &xt);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, wsh, w, 0, &wt);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 1, &k, amax, 0, &at);
+        if (st == LLMQ_OK) st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 1, &k, s, 0, &st_);
+        if (st == LLMQ_OK) st = llmq_scheme_create(ctx, LLMQ_DTYPE_S8, &ws);
+        if (st == LLMQ_OK) st = llmq_scheme_set_granularity(ws, LLMQ_GRANULARITY_PER_CHANNEL);
+        if (st == LLMQ_OK) st = llmq_scheme_create(ctx, LLMQ_DTYPE_S8, &as);
+        if (st == LLMQ_OK) st = llmq_scheme_set_granularity(as, LLMQ_GRANULARITY_PER_TOKEN);
+        if (st == LLMQ_OK) {
+            const llmq_tensor *cw = wt;
+            st = llmq_smoothquant_search(ctx, xt, 1, &cw, ws, as, 4, &alpha, NULL, NULL);
+            if (st != LLMQ_OK)
+                assert_true(alpha == -1.0f);
+        }
+        if (st == LLMQ_OK) {
+            st = llmq_smoothquant_apply(ctx, at, alpha, 1, &wt, st_);
+            if (st != LLMQ_OK)
+                assert_memory_equal(w, keep, sizeof keep);
+        }
+        if (st == LLMQ_OK)
+            succeeded = 1;
+        else
+            assert_int_equal(st, LLMQ_ERR_OUT_OF_MEMORY);
+        llmq_scheme_destroy(ws);
+        llmq_scheme_destroy(as);
+        TEST_DESTROY(xt, wt, at, st_);
+        llmq_context_destroy(ctx);
+        assert_int_equal(fa.live, 0);
+    }
+    assert_true(succeeded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +449,7 @@ int main(void)
         cmocka_unit_test(outlier_channels_gain_sqnr),
         cmocka_unit_test(search_returns_grid_argmin),
         cmocka_unit_test(misuse),
+        cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
