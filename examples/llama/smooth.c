@@ -147,7 +147,7 @@ static int smooth_group(llama *m, const llmq_recipe *r, group *g)
         if (st == LLMQ_OK && c.weight != NULL)
             st = llmq_smoothquant_search(ctx, x, g->n, (const llmq_tensor *const *)ws, c.weight,
                                          c.activation, g->sq.grid, &alpha, &err, NULL);
-        if (st == LLMQ_OK)
+        if (st == LLMQ_OK && c.weight != NULL)
             fprintf(stderr, "llmq-llama: smoothquant %s: alpha %.3f searched (error %.4g)\n",
                     g->fold, (double)alpha, err);
         llmq_tensor_destroy(x);
