@@ -9,8 +9,8 @@ shift $(( $# < 3 ? $# : 3 ))
 llama="$build/examples/llama/llmq-llama"
 text="$models/heldout-text/tinystories-val/tinystories_val.txt"
 recipes="$(dirname "$0")/../recipes"
-modes="fp32 w8a8 w8a8-static w4a16-g32 w4a16-g32-sym w4a16-g128 w4a16-g128-sym w4a8-g32 w3a16-g32 w2a16-g32 mixed"
-[ -f "$recipes/w8a8-smoothquant.yaml" ] && modes="$modes w8a8-smoothquant"
+modes="fp32 w8a8 w8a8-smoothquant w8a8-static w8a8-static-smoothquant w4a16-g32 w4a16-g32-sym
+       w4a16-g128 w4a16-g128-sym w4a8-g32 w3a16-g32 w2a16-g32 mixed"
 echo "| model | mode | perplexity | change | linear weights (bytes) | prompt tokens/s | generation tokens/s |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for spec in "stories260K/stories260K.bin stories260K/tok512.bin" \

@@ -289,6 +289,15 @@ static int linear(llama *m, llama_linear *l, const float *x, int64_t n, float *y
         st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, 2, ys, y, 0, &yt);
     /* static layers run with float activations until their calibration is done */
     const int quantize_act = l->act != NULL && (!l->act_static || l->calibrated);
+    if (st == LLMQ_OK && quantize_act && !l->act_static && m->outlier_threshold > 0.0f) {
+        int64_t count = 0; /* LLM.int8(): on the CPU, whatever the context's backend */
+        st = llmq_matmul_outlier(ctx, xt, l->wq, NULL, yt, l->act, m->outlier_threshold, &count);
+        m->outlier_columns += count;
+        m->columns += l->in;
+        llmq_tensor_destroy(xt);
+        llmq_tensor_destroy(yt);
+        return st == LLMQ_OK ? 0 : fail(ctx, l->name, st);
+    }
     if (st == LLMQ_OK && m->device) {
         st = linear_device(m, l, xt, yt, quantize_act);
         llmq_tensor_destroy(xt);

@@ -52,6 +52,10 @@ typedef struct llama {
     int device; /* a CUDA context: quantized linear layers run on the device */
     llama_observe_fn observe;
     void *observe_user;
+    /* > 0: layers with dynamic activations run through llmq_matmul_outlier with this
+     * threshold, counting the outlier columns over all products and the columns seen */
+    float outlier_threshold;
+    int64_t outlier_columns, columns;
 } llama;
 
 /* Open a llama2.c checkpoint through llmq_model; max_batch bounds the rows of one forward.

@@ -29,20 +29,25 @@ static void usage(void)
             "static activations are calibrated on 2,000 tokens of the second half of TEXT (eval)\n"
             "or of the --calib text (generate); record saves the inputs of every linear layer over\n"
             "the second half of TEXT for `llmq quantize --calib`\n"
-            "common: [--backend auto|cpu|cuda] [--threads T]\n");
+            "recipes with smoothquant sections smooth the model first, from the maxima of a float\n"
+            "pass over the same calibration text\n"
+            "common: [--backend auto|cpu|cuda] [--threads T] [--outliers T]\n"
+            "--outliers T: layers with dynamic activations run through llmq_matmul_outlier\n"
+            "(LLM.int8(): activation columns above T in float, the rest in INT8)\n");
 }
 
 typedef struct options {
     const char *mode, *recipe, *prompt, *backend, *calib, *output;
     int64_t tokens;
     int steps, no_fp32, threads;
-    float temperature;
+    float temperature, outliers;
     unsigned long long seed;
 } options;
 
 static int parse(int argc, char **argv, int first, options *o)
 {
-    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0, 1, 0.0f, 1};
+    *o = (options){"fp32", NULL, "Once upon a time", NULL, NULL, NULL, 20000, 128, 0, 1, 0.0f,
+                   0.0f, 1};
     int i = first;
     while (i < argc) { /* every option but --no-fp32 takes a value */
         if (strcmp(argv[i], "--no-fp32") == 0) {
@@ -74,6 +79,11 @@ static int parse(int argc, char **argv, int first, options *o)
             o->threads = atoi(v);
         else if (strcmp(a, "--temperature") == 0)
             o->temperature = strtof(v, NULL);
+        else if (strcmp(a, "--outliers") == 0) {
+            o->outliers = strtof(v, NULL);
+            if (!(o->outliers > 0.0f))
+                return -1;
+        }
         else if (strcmp(a, "--seed") == 0)
             o->seed = strtoull(v, NULL, 10);
         else
@@ -117,7 +127,9 @@ static int configure(llama *m, const tokenizer *t, const char *mode, const char 
         fprintf(stderr, "llmq-llama: %s\n", llmq_context_last_error(m->ctx));
         return -1;
     }
-    int rc = llama_apply_recipe(m, r);
+    int rc = llama_smooth(m, t, r, calib_text, calib_tokens);
+    if (rc == 0)
+        rc = llama_apply_recipe(m, r);
     calib_source src = {r, m->ctx};
     for (int i = 0; rc == 0 && calib_text == NULL && i < llama_linear_count(m); i++)
         if (llama_linear_at(m, i)->act_static) {
@@ -139,6 +151,7 @@ static int eval_mode(llama *m, const tokenizer *t, const char *text, const char 
         return -1;
     double nll;
     int64_t count;
+    m->outlier_columns = m->columns = 0;
     const double t0 = now();
     if (llama_eval(m, t, text, budget, &nll, &count) != 0)
         return -1;
@@ -157,17 +170,23 @@ static int cmd_eval(llama *m, const tokenizer *t, const char *text_path, const o
     const double bytes32 = llama_weight_bytes(m);
     if (rc == 0)
         rc = eval_mode(m, t, text, o->mode, o->recipe, o->tokens, &ppl, &tps);
+    char outliers[128] = "";
+    if (rc == 0 && m->outlier_threshold > 0.0f)
+        snprintf(outliers, sizeof outliers, ", outliers > %g: %lld of %lld columns (%.3f%%)",
+                 (double)m->outlier_threshold, (long long)m->outlier_columns,
+                 (long long)m->columns,
+                 m->columns ? 100.0 * (double)m->outlier_columns / (double)m->columns : 0.0);
     if (rc == 0 && o->no_fp32)
         printf("%s %s: perplexity %.4f, linear weights %.0f bytes, %.0f tokens/s, backend %s, "
-               "%d threads\n", o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode,
+               "%d threads%s\n", o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode,
                ppl, llama_weight_bytes(m), tps, llmq_context_backend_name(m->ctx),
-               (int)llmq_context_threads(m->ctx));
+               (int)llmq_context_threads(m->ctx), outliers);
     else if (rc == 0)
         printf("%s %s: perplexity %.4f (fp32 %.4f, %+.2f%%), linear weights %.0f bytes "
-               "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s\n",
+               "(fp32 %.0f), %.0f tokens/s (fp32 %.0f), backend %s%s\n",
                o->recipe ? "recipe" : "mode", o->recipe ? o->recipe : o->mode, ppl, ppl32,
                100.0 * (ppl / ppl32 - 1.0), llama_weight_bytes(m), bytes32, tps, tps32,
-               llmq_context_backend_name(m->ctx));
+               llmq_context_backend_name(m->ctx), outliers);
     free(text);
     return rc == 0 ? 0 : 1;
 }
@@ -345,6 +364,7 @@ int main(int argc, char **argv)
     tokenizer t;
     int rc = 1;
     if (llama_open(&m, ctx, argv[2], 257) == 0 && tokenizer_load(&t, argv[3], m.cfg.vocab_size) == 0) {
+        m.outlier_threshold = o.outliers;
         rc = is_eval     ? cmd_eval(&m, &t, argv[4], &o)
              : is_record ? cmd_record(&m, &t, argv[4], o.output, o.tokens)
                          : cmd_generate(&m, &t, &o);

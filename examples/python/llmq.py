@@ -53,7 +53,8 @@ __all__ = [
     "RecipeChoice", "Handle",
     "load", "library", "version", "version_number", "build_info", "status_name",
     "tensor", "empty", "empty_quantized", "quantize", "quantize_dynamic", "dequantize",
-    "pack", "unpack", "convert", "matmul", "fake_quantize", "fake_quantize_backward",
+    "pack", "unpack", "convert", "matmul", "matmul_outlier", "fake_quantize",
+    "fake_quantize_backward",
     "observer_param_bounds", "save_model",
     "DTYPES", "SYMMETRY", "GRANULARITY", "ROUNDING", "NUMERICS", "CPU_ISA", "OBSERVER",
     "OBSERVER_PARAM", "ACTIVATION_MODE",
@@ -105,9 +106,20 @@ class RecipeChoiceStruct(ctypes.Structure):
                 ("reserved", ctypes.c_uint64 * 6)]
 
 
+class RecipeSmoothQuantStruct(ctypes.Structure):
+    """llmq_recipe_smoothquant (versioned by `size`, set by the caller; filled by
+    llmq_recipe_resolve_smoothquant)."""
+    _fields_ = [("size", ctypes.c_size_t), ("rule", ctypes.c_int32),
+                ("enabled", ctypes.c_uint32), ("search", ctypes.c_uint32),
+                ("alpha", ctypes.c_float), ("grid", ctypes.c_int32),
+                ("reserved0_", ctypes.c_uint32), ("fold", ctypes.c_char * 256),
+                ("reserved", ctypes.c_uint64 * 4)]
+
+
 #: Structs with fields, by C name.
 STRUCTS = {"llmq_allocator": Allocator, "llmq_context_options": ContextOptions,
-           "llmq_matmul_options": MatmulOptions, "llmq_recipe_choice": RecipeChoiceStruct}
+           "llmq_matmul_options": MatmulOptions, "llmq_recipe_choice": RecipeChoiceStruct,
+           "llmq_recipe_smoothquant": RecipeSmoothQuantStruct}
 
 #: Every exported function, as the headers declare it (without LLMQ_API / LLMQ_NODISCARD).
 PROTOTYPES = """
@@ -237,12 +249,26 @@ llmq_status llmq_recipe_resolve(llmq_context *ctx, const llmq_recipe *r, const c
 llmq_status llmq_recipe_create_quantizer(llmq_context *ctx, const llmq_recipe *r,
     const char *tensor_name, llmq_quantizer **out);
 void llmq_recipe_choice_clear(llmq_recipe_choice *choice);
+llmq_status llmq_recipe_resolve_smoothquant(llmq_context *ctx, const llmq_recipe *r,
+    const char *tensor_name, llmq_recipe_smoothquant *out);
+
+llmq_status llmq_smoothquant_channel_absmax(llmq_context *ctx, const llmq_quantizer *q,
+    llmq_tensor *absmax);
+llmq_status llmq_smoothquant_apply(llmq_context *ctx, const llmq_tensor *act_absmax, float alpha,
+    int32_t n_weights, llmq_tensor *const *weights, llmq_tensor *divisor);
+llmq_status llmq_smoothquant_search(llmq_context *ctx, const llmq_tensor *x, int32_t n_weights,
+    const llmq_tensor *const *weights, const llmq_scheme *weight_scheme,
+    const llmq_scheme *activation_scheme, int32_t grid, float *alpha, double *error,
+    double *errors);
 
 llmq_status llmq_matmul_options_defaults(llmq_matmul_options *options, size_t size);
 llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
     const llmq_tensor *bias, llmq_tensor *c);
 llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
     const llmq_tensor *bias, llmq_tensor *c, const llmq_matmul_options *options);
+llmq_status llmq_matmul_outlier(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
+    const llmq_tensor *bias, llmq_tensor *c, const llmq_scheme *activation_scheme,
+    float threshold, int64_t *outlier_count);
 
 llmq_status llmq_model_open(llmq_context *ctx, const char *path, llmq_model **out);
 void llmq_model_destroy(llmq_model *m);
@@ -1310,6 +1336,23 @@ def matmul(a, b, bias=None, *, out_dtype="f32", out=None, weight_layout="nk",
     return out if out is not None else c
 
 
+def matmul_outlier(a, b, bias=None, *, threshold=6.0, activation_scheme=None, ctx=None):
+    """LLM.int8() outlier decomposition (llmq_matmul_outlier): float32 activations `a`, quantized
+    weights `b` [N, K]; columns of `a` with some |a| > threshold are multiplied in float with
+    the dequantized weights, the rest in INT8 (activation_scheme: None = s8 per token).
+    Returns (float32 result a.shape[:-1] + (N,), number of outlier columns)."""
+    ctx = _context_of(ctx, a, b)
+    count = ctypes.c_int64()
+    with _Args(ctx) as arg:
+        ta, tb, tbias = arg(a, "a"), arg(b, "b"), arg(bias, "bias")
+        c = Tensor.empty(ctx, "f32", tuple(ta.shape[:-1]) + (tb.shape[0],))
+        _call(ctx, "llmq_matmul_outlier", ctx.ptr, ta.ptr, tb.ptr,
+              tbias.ptr if tbias is not None else None, c.ptr,
+              activation_scheme.ptr if activation_scheme is not None else None,
+              float(threshold), ctypes.byref(count))
+    return c, count.value
+
+
 def pack_weights(b, *, weight_layout="nk", ctx=None):
     """Prepack quantized 8-bit weights for llmq_matmul (llmq_matmul_pack_weights): a new
     tensor usable only as matmul's `b`, giving the same results faster."""
@@ -1634,6 +1677,18 @@ class Recipe(Handle):
         finally:
             lib.llmq_recipe_choice_clear(ctypes.byref(c))
         return RecipeChoice(skip, rule, schemes[0], schemes[1], mode)
+
+    def smoothquant(self, name, *, ctx=None):
+        """SmoothQuant settings of tensor `name` (llmq_recipe_resolve_smoothquant) as a dict:
+        enabled, search, alpha, grid, fold (None when there is no fold target), rule."""
+        ctx = ctx or self._ctx
+        q = RecipeSmoothQuantStruct()
+        q.size = ctypes.sizeof(q)
+        _call(ctx, "llmq_recipe_resolve_smoothquant", ctx.ptr, self.ptr, name.encode(),
+              ctypes.byref(q))
+        return {"enabled": bool(q.enabled), "search": bool(q.search), "alpha": q.alpha,
+                "grid": q.grid, "fold": q.fold.decode() or None,
+                "rule": q.rule if q.rule >= 0 else None}
 
     def create_quantizer(self, name, *, ctx=None):
         """The Quantizer that calibrates the static input activations of tensor `name`: its

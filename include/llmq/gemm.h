@@ -137,6 +137,49 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_pack_weights(llmq_context *ctx,
                                                              llmq_tensor **packed);
 
 /**
+ * Outlier decomposition (LLM.int8(), Dettmers et al., 2022): C = A * B^T where the columns j
+ * of float activations A with some |A[m, j]| > @p threshold are multiplied in float and the
+ * rest in INT8:
+ *
+ *     C = llmq_matmul(Q(A with the outlier columns set to 0), B, bias)
+ *         + sum over outlier columns j, ascending, of A[:, j] * Bhat[:, j]^T
+ *
+ * where Q quantizes dynamically with @p activation_scheme (llmq_quantize_dynamic(): per token
+ * for PER_TOKEN, so the outliers no longer widen every token's scale) and Bhat[n, j] =
+ * (B[n, j] - zB) * sB is the dequantized weight. The float part is accumulated in float32
+ * over the outlier columns, in ascending j, then added to the INT8 part. A zeroed column
+ * quantizes to its zero point exactly and adds nothing to the INT8 part. B is the quantized
+ * weight used for both parts, so the outlier columns lose the activation quantization error
+ * but keep the weight's (LLM.int8() keeps float weights for them; dequantized weights avoid
+ * storing both).
+ * CPU only: device tensors are refused with LLMQ_ERR_UNSUPPORTED (no CUDA kernel yet).
+ * @param ctx                context for messages and scratch memory
+ * @param a                  F32 activations [..., K], host memory
+ * @param b                  quantized weights [N, K] with a scheme, as llmq_matmul() takes
+ *                           with integer activations (S8/U8/S4/U4/S2/U2, packed or not)
+ * @param bias               NULL or F32 [N]
+ * @param c                  F32 [..., N] with a's leading dimensions; written only on success
+ * @param activation_scheme  S8 or U8, PER_TOKEN or PER_TENSOR; NULL: s8 symmetric per token;
+ *                           borrowed for the call
+ * @param threshold          a column is an outlier when some |A[m, j]| > threshold; <= 0
+ *                           selects LLM.int8()'s default 6.0; +Inf: no outliers; NaN is refused
+ * @param outlier_count      NULL, or receives the number of outlier columns
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, dtypes, shapes, overlap, a NaN threshold, an
+ *         activation scheme that is not s8/u8 per token or per tensor, and what llmq_matmul()
+ *         refuses); LLMQ_ERR_NON_FINITE (a NaN in a: the message gives its row and column);
+ *         LLMQ_ERR_STATE (b without a scheme); LLMQ_ERR_UNSUPPORTED (device tensors, or what
+ *         llmq_matmul() does not provide); LLMQ_ERR_OUT_OF_MEMORY
+ * @thread ctx-exclusive; a and b may be shared read-only across contexts
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_outlier(llmq_context *ctx, const llmq_tensor *a,
+                                                        const llmq_tensor *b,
+                                                        const llmq_tensor *bias, llmq_tensor *c,
+                                                        const llmq_scheme *activation_scheme,
+                                                        float threshold,
+                                                        int64_t *outlier_count);
+
+/**
  * Whether @p t was made by llmq_matmul_pack_weights().
  * @param t  NULL allowed
  * @return 1 or 0 (0 for NULL)

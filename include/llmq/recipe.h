@@ -140,6 +140,50 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_create_quantizer(llmq_context *c
                                                                  const char *tensor_name,
                                                                  llmq_quantizer **out);
 
+/**
+ * What a recipe says about SmoothQuant for one weight tensor (its `smoothquant` sections,
+ * docs/recipes.md); versioned by `size`, filled by llmq_recipe_resolve_smoothquant().
+ * Tensors with the same `fold` share one input and form one group: smooth them together with
+ * llmq_smoothquant_apply().
+ */
+typedef struct llmq_recipe_smoothquant {
+    size_t size;      /**< set by the caller: sizeof(llmq_recipe_smoothquant) */
+    int32_t rule;     /**< index of the matching rule; -1: the defaults */
+    /** 1: smooth this tensor: a `smoothquant` section applies (not `none`), the tensor is not
+     *  skipped, and it has a fold target */
+    uint32_t enabled;
+    /** 1: `alpha: search`: choose alpha with llmq_smoothquant_search() over `grid` */
+    uint32_t search;
+    float alpha;      /**< the fixed alpha; 0.5 unless the recipe sets one (also with search) */
+    int32_t grid;     /**< intervals of [0, 1] for the search; 20 unless set */
+    uint32_t reserved0_; /**< zero */
+    /** where the divisor is folded: the name of the tensor producing the input (an RMSNorm
+     *  weight, or a matmul weight whose output rows are divided), NUL-terminated; "" when the
+     *  tensor has none */
+    char fold[256];
+    uint64_t reserved[4]; /**< zero */
+} llmq_recipe_smoothquant;
+
+/**
+ * The SmoothQuant settings of @p tensor_name: the first matching rule's `smoothquant` merged
+ * over the defaults', as for llmq_recipe_resolve(). The fold target is the section's `fold`
+ * template with `{i}` replaced by the i-th dot-separated component of @p tensor_name (from 1),
+ * or, without `fold`, the llama convention: `P.attention.w{q,k,v}.weight` folds into
+ * `P.attention_norm.weight`, `P.feed_forward.w{1,3}.weight` into `P.ffn_norm.weight`, and
+ * other tensors have none.
+ * @param ctx          context for messages
+ * @param r            the recipe; only read
+ * @param tensor_name  borrowed for the call
+ * @param out          in: its `size` set; out: written entirely (reserved fields zeroed)
+ * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, a `{i}` past the components of tensor_name, a
+ *         fold name longer than 255 bytes); LLMQ_ERR_ABI (a bad `size`)
+ * @thread ctx-exclusive; the recipe is read-shared
+ * @since 0.2
+ */
+LLMQ_API LLMQ_NODISCARD llmq_status llmq_recipe_resolve_smoothquant(
+    llmq_context *ctx, const llmq_recipe *r, const char *tensor_name,
+    llmq_recipe_smoothquant *out);
+
 /** Destroy the schemes of @p choice and reset it to the defaults, keeping its `size`; NULL is
  *  a no-op. @param choice  a choice filled by llmq_recipe_choice_defaults() or
  *  llmq_recipe_resolve() @thread exclusive on choice @since 0.2 */

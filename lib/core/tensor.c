@@ -496,6 +496,12 @@ llmq_status llmq_tensor_check_unpacked(llmq_context *ctx, const char *fn, const 
     return LLMQ_OK;
 }
 
+bool llmq_tensors_overlap(const llmq_tensor *a, const llmq_tensor *b)
+{
+    const char *a0 = a->data, *b0 = b->data;
+    return a0 < b0 + llmq_tensor_nbytes(b) && b0 < a0 + llmq_tensor_nbytes(a);
+}
+
 int32_t llmq_tensor_is_packed(const llmq_tensor *t)
 {
     return t != NULL && t->packed != NULL;

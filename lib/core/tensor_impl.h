@@ -64,6 +64,9 @@ bool llmq_dtype_is_quantized(llmq_dtype dtype);
 /* True for F32, F16, BF16. */
 bool llmq_dtype_is_float(llmq_dtype dtype);
 
+/* Whether the memory spans of two tensors intersect. */
+bool llmq_tensors_overlap(const llmq_tensor *a, const llmq_tensor *b);
+
 /* Same ndim and sizes. */
 bool llmq_tensor_same_shape(const llmq_tensor *a, const llmq_tensor *b);
 

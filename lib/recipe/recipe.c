@@ -41,12 +41,26 @@ typedef struct calib_spec {
     uint32_t set;
 } calib_spec;
 
+/* A `smoothquant` section: fields unset until given; fold NULL with fold_set means none. */
+typedef struct sq_spec {
+    bool present, none, alpha_set, search, fold_set;
+    float alpha;
+    int32_t grid; /* 0: unset */
+    char *fold;   /* owned template */
+} sq_spec;
+
+#define SQ_ALPHA 0.5f
+#define SQ_GRID 20
+#define SQ_MAX_GRID 1000
+#define SQ_MAX_COMPONENT 64
+
 typedef struct rule {
     char **patterns;
     int32_t n_patterns;
     bool skip;
     spec weight, activation;
     calib_spec calib;
+    sq_spec sq;
     llmq_scheme *w, *a; /* built from the rule merged over the defaults */
     llmq_activation_mode mode;
     calib_spec merged;  /* the rule's calibration over the defaults' */
@@ -56,6 +70,7 @@ struct llmq_recipe {
     llmq_context *ctx;
     spec weight, activation;
     calib_spec calib, merged;
+    sq_spec sq;
     llmq_scheme *w, *a;
     llmq_activation_mode mode;
     rule *rules;
@@ -452,10 +467,85 @@ static llmq_status check_static(const parse_ctx *pc, const llmq_scheme *a, llmq_
     return LLMQ_OK;
 }
 
+/* A fold template: text with {i} (1..SQ_MAX_COMPONENT) naming components of the tensor name. */
+static llmq_status check_fold(const parse_ctx *pc, const yaml_node_t *v, const char *path,
+                              const char *t)
+{
+    if (t[0] == '\0')
+        return fail_at(pc, v->start_mark, path, "empty: write `fold: none` for no fold target");
+    for (const char *c = t; *c != '\0'; c++) {
+        if (*c == '}')
+            return fail_at(pc, v->start_mark, path, "%s: `}` without `{`", t);
+        if (*c != '{')
+            continue;
+        char *end;
+        const long i = strtol(c + 1, &end, 10);
+        if (end == c + 1 || *end != '}' || c[1] == '+' || c[1] == '-' || i < 1 ||
+            i > SQ_MAX_COMPONENT)
+            return fail_at(pc, v->start_mark, path,
+                           "%s: `{` must open {i}, a name component i in 1..%d", t,
+                           SQ_MAX_COMPONENT);
+        c = end;
+    }
+    return LLMQ_OK;
+}
+
+static llmq_status sq_field(const parse_ctx *pc, void *target, const char *key,
+                            const yaml_node_t *v, const char *path)
+{
+    sq_spec *q = target;
+    const char *s;
+    if (strcmp(key, "alpha") == 0) {
+        LLMQ_TRY(want_scalar(pc, v, path, &s));
+        if (strcmp(s, "search") == 0) {
+            q->search = true;
+            return LLMQ_OK;
+        }
+        double a;
+        LLMQ_TRY(get_number(pc, v, path, &a));
+        if (a < 0.0 || a > 1.0)
+            return fail_at(pc, v->start_mark, path, "%s: must be in [0, 1] or search", s);
+        q->alpha = (float)a;
+        q->alpha_set = true;
+        return LLMQ_OK;
+    }
+    if (strcmp(key, "grid") == 0) {
+        long long g;
+        LLMQ_TRY(get_int(pc, v, path, 1, SQ_MAX_GRID, &g));
+        q->grid = (int32_t)g;
+        return LLMQ_OK;
+    }
+    /* fold */
+    LLMQ_TRY(want_scalar(pc, v, path, &s));
+    q->fold_set = true;
+    if (strcmp(s, "none") == 0)
+        return LLMQ_OK;
+    LLMQ_TRY(check_fold(pc, v, path, s));
+    q->fold = llmq_mem_alloc(pc->ctx, strlen(s) + 1);
+    if (q->fold == NULL)
+        return llmq_fail_oom(pc->ctx, pc->fn, "fold", strlen(s) + 1);
+    strcpy(q->fold, s);
+    return LLMQ_OK;
+}
+
+static llmq_status parse_sq(const parse_ctx *pc, const yaml_node_t *n, const char *path,
+                            sq_spec *q)
+{
+    static const char *const keys[] = {"alpha", "grid", "fold"};
+    q->present = true;
+    if (scalar(n) != NULL && strcmp(scalar(n), "none") == 0) {
+        q->none = true;
+        return LLMQ_OK;
+    }
+    return each_field(pc, n, path, keys, COUNT(keys), sq_field, q);
+}
+
 static llmq_status defaults_field(const parse_ctx *pc, void *target, const char *key,
                                   const yaml_node_t *v, const char *path)
 {
     llmq_recipe *r = target;
+    if (strcmp(key, "smoothquant") == 0)
+        return parse_sq(pc, v, path, &r->sq);
     if (strcmp(key, "weight") == 0)
         return parse_spec(pc, v, path, false, &r->weight);
     if (strcmp(key, "activation") == 0)
@@ -514,12 +604,15 @@ static llmq_status rule_field(const parse_ctx *pc, void *target, const char *key
         return parse_spec(pc, v, path, false, &ru->weight);
     if (strcmp(key, "activation") == 0)
         return parse_spec(pc, v, path, true, &ru->activation);
+    if (strcmp(key, "smoothquant") == 0)
+        return parse_sq(pc, v, path, &ru->sq);
     return parse_calib(pc, v, path, &ru->calib);
 }
 
 static llmq_status parse_rules(const parse_ctx *pc, llmq_recipe *r, const yaml_node_t *n)
 {
-    static const char *const keys[] = {"match", "weight", "activation", "calibration", "skip"};
+    static const char *const keys[] = {"match",       "weight", "activation",
+                                       "calibration", "skip",   "smoothquant"};
     if (n->type != YAML_SEQUENCE_NODE)
         return fail_at(pc, n->start_mark, "rules", "must be a list");
     const int32_t count = (int32_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -539,9 +632,10 @@ static llmq_status parse_rules(const parse_ctx *pc, llmq_recipe *r, const yaml_n
         LLMQ_TRY(each_field(pc, item, path, keys, COUNT(keys), rule_field, &t));
         if (ru->n_patterns == 0)
             return fail_at(pc, item->start_mark, path, "needs match");
-        if (ru->skip && (ru->weight.present || ru->activation.present))
+        if (ru->skip && (ru->weight.present || ru->activation.present || ru->sq.present))
             return fail_at(pc, item->start_mark, path,
-                           "skip: true keeps the tensor as it is; drop weight and activation");
+                           "skip: true keeps the tensor as it is; drop weight, activation and "
+                           "smoothquant");
         char sub[96];
         const spec w = merge(&r->weight, &ru->weight), a = merge(&r->activation, &ru->activation);
         snprintf(sub, sizeof sub, "%s.weight", path);
@@ -559,7 +653,7 @@ static llmq_status parse_rules(const parse_ctx *pc, llmq_recipe *r, const yaml_n
 static llmq_status root_field(const parse_ctx *pc, void *target, const char *key,
                               const yaml_node_t *v, const char *path)
 {
-    static const char *const keys[] = {"weight", "activation", "calibration"};
+    static const char *const keys[] = {"weight", "activation", "calibration", "smoothquant"};
     llmq_recipe *r = target;
     if (strcmp(key, "version") == 0) {
         long long ver;
@@ -583,10 +677,12 @@ void llmq_recipe_destroy(llmq_recipe *r)
         for (int32_t k = 0; k < r->rules[i].n_patterns; k++)
             llmq_mem_free(ctx, r->rules[i].patterns[k]);
         llmq_mem_free(ctx, r->rules[i].patterns);
+        llmq_mem_free(ctx, r->rules[i].sq.fold);
         llmq_scheme_destroy(r->rules[i].w);
         llmq_scheme_destroy(r->rules[i].a);
     }
     llmq_mem_free(ctx, r->rules);
+    llmq_mem_free(ctx, r->sq.fold);
     llmq_scheme_destroy(r->w);
     llmq_scheme_destroy(r->a);
     llmq_mem_free(ctx, r);
@@ -810,5 +906,116 @@ llmq_status llmq_recipe_create_quantizer(llmq_context *ctx, const llmq_recipe *r
         }
     }
     *out = q;
+    return LLMQ_OK;
+}
+
+/* The rule's smoothquant section over the defaults', field by field; none wins. */
+static sq_spec merge_sq(const sq_spec *d, const sq_spec *r)
+{
+    if (!r->present)
+        return *d;
+    if (r->none || !d->present || d->none)
+        return *r;
+    sq_spec m = *d;
+    if (r->alpha_set) { /* a number replaces an inherited search */
+        m.alpha_set = true;
+        m.alpha = r->alpha;
+        m.search = false;
+    }
+    m.search = m.search || r->search; /* the defaults' number stays the fallback */
+    if (r->grid)
+        m.grid = r->grid;
+    if (r->fold_set) {
+        m.fold_set = true;
+        m.fold = r->fold;
+    }
+    return m;
+}
+
+/* The llama convention of llmq_recipe_resolve_smoothquant() (recipe.h). */
+static void default_fold(const char *name, char *out, size_t size)
+{
+    static const char *const map[][2] = {
+        {"attention.wq.weight", "attention_norm.weight"},
+        {"attention.wk.weight", "attention_norm.weight"},
+        {"attention.wv.weight", "attention_norm.weight"},
+        {"feed_forward.w1.weight", "ffn_norm.weight"},
+        {"feed_forward.w3.weight", "ffn_norm.weight"},
+    };
+    out[0] = '\0';
+    const size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const size_t sl = strlen(map[i][0]);
+        if (len < sl || strcmp(name + len - sl, map[i][0]) != 0 ||
+            (len > sl && name[len - sl - 1] != '.'))
+            continue;
+        snprintf(out, size, "%.*s%s", (int)(len - sl), name, map[i][1]);
+        return;
+    }
+}
+
+/* Expand {i} of a fold template with the components of name. */
+static llmq_status expand_fold(llmq_context *ctx, const char *fn, const char *t, const char *name,
+                               char *out, size_t size)
+{
+    size_t o = 0;
+    for (const char *c = t; *c != '\0'; c++) {
+        const char *piece = c;
+        size_t n = 1;
+        if (*c == '{') { /* validated when the recipe loaded */
+            char *end;
+            const long want = strtol(c + 1, &end, 10);
+            c = end;
+            piece = name;
+            for (long i = 1; i < want && piece != NULL; i++) {
+                piece = strchr(piece, '.');
+                piece = piece != NULL ? piece + 1 : NULL;
+            }
+            if (piece == NULL)
+                return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                                 "tensor_name=%s: has no component %ld for fold %s", name, want,
+                                 t);
+            const char *dot = strchr(piece, '.');
+            n = dot != NULL ? (size_t)(dot - piece) : strlen(piece);
+        }
+        if (o + n >= size)
+            return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn,
+                             "tensor_name=%s: fold %s expands past %zu bytes", name, t, size - 1);
+        memcpy(out + o, piece, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return LLMQ_OK;
+}
+
+llmq_status llmq_recipe_resolve_smoothquant(llmq_context *ctx, const llmq_recipe *r,
+                                            const char *tensor_name, llmq_recipe_smoothquant *out)
+{
+    LLMQ_CHECK_CONTEXT(ctx);
+    LLMQ_REQUIRE(ctx, r != NULL, "r=NULL: must be a recipe");
+    LLMQ_REQUIRE(ctx, tensor_name != NULL, "tensor_name=NULL: must be a name");
+    LLMQ_REQUIRE(ctx, out != NULL, "out=NULL: must point to a llmq_recipe_smoothquant");
+    const size_t size = out->size;
+    if (size < sizeof *out || size > 4096)
+        return llmq_fail(ctx, LLMQ_ERR_ABI, __func__,
+                         "out.size=%zu: set it to sizeof(llmq_recipe_smoothquant)", size);
+    llmq_recipe_smoothquant res;
+    memset(&res, 0, sizeof res);
+    res.size = size;
+    const rule *hit = match(r, tensor_name, &res.rule);
+    const sq_spec none = {0};
+    const sq_spec m = merge_sq(&r->sq, hit != NULL ? &hit->sq : &none);
+    res.alpha = m.alpha_set ? m.alpha : SQ_ALPHA;
+    res.search = m.search;
+    res.grid = m.grid ? m.grid : SQ_GRID;
+    if (m.present && !m.none && (hit == NULL || !hit->skip)) {
+        if (!m.fold_set)
+            default_fold(tensor_name, res.fold, sizeof res.fold);
+        else if (m.fold != NULL)
+            LLMQ_TRY(expand_fold(ctx, __func__, m.fold, tensor_name, res.fold, sizeof res.fold));
+        res.enabled = res.fold[0] != '\0';
+    }
+    memset(out, 0, size);
+    memcpy(out, &res, sizeof res);
     return LLMQ_OK;
 }

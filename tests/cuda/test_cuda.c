@@ -239,6 +239,18 @@ static void misuse_is_refused(void **state)
                  "llmq_quantize: dst: device tensor while src is in host memory");
     llmq_tensor *p4 = empty_like(ctx, LLMQ_DTYPE_S4, 2, shape, 1);
     ASSERT_FAILS(ctx, llmq_pack(ctx, qd, p4), LLMQ_ERR_UNSUPPORTED, "llmq_pack: src: device");
+    /* the LLM methods run on the CPU only */
+    float c_host[16], absmax[8] = {1, 1, 1, 1, 1, 1, 1, 1}, s[8];
+    llmq_tensor *ct = test_wrap_f32(ctx, c_host, 2, (const int64_t[]){4, 4});
+    llmq_tensor *at = test_wrap_f32(ctx, absmax, 1, (const int64_t[]){8});
+    llmq_tensor *st = test_wrap_f32(ctx, s, 1, (const int64_t[]){8});
+    ASSERT_FAILS(ctx, llmq_matmul_outlier(ctx, xd, q, NULL, ct, NULL, 6.0f, NULL),
+                 LLMQ_ERR_UNSUPPORTED, "llmq_matmul_outlier: a: a device tensor");
+    ASSERT_FAILS(ctx, llmq_smoothquant_apply(ctx, at, 0.5f, 1, &xd, st), LLMQ_ERR_UNSUPPORTED,
+                 "llmq_smoothquant_apply: weights[0]: a device tensor");
+    llmq_tensor_destroy(ct);
+    llmq_tensor_destroy(at);
+    llmq_tensor_destroy(st);
     /* a CPU context cannot run device tensors */
     llmq_context *cpu = test_context();
     ASSERT_FAILS(cpu, llmq_quantize(cpu, xd, qd), LLMQ_ERR_UNSUPPORTED,

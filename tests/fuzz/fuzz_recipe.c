@@ -1,5 +1,6 @@
 /* fuzz_recipe.c - libFuzzer target: any bytes as a YAML recipe. A recipe that loads must
- * resolve any name and create the quantizers it promises without a crash.
+ * resolve any name (SmoothQuant settings too) and create the quantizers it promises without a
+ * crash.
  * SPDX-License-Identifier: MIT */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (llmq_recipe_choice_defaults(&c, sizeof c) == LLMQ_OK &&
                 llmq_recipe_resolve(ctx, r, names[i], &c) == LLMQ_OK)
                 llmq_recipe_choice_clear(&c);
+            llmq_recipe_smoothquant sq;
+            sq.size = sizeof sq;
+            if (llmq_recipe_resolve_smoothquant(ctx, r, names[i], &sq) != LLMQ_OK)
+                sq.enabled = 0; /* a fold template past the name's components */
             llmq_quantizer *q = NULL;
             if (llmq_recipe_create_quantizer(ctx, r, names[i], &q) == LLMQ_OK)
                 llmq_quantizer_destroy(q);

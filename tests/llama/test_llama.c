@@ -1,7 +1,8 @@
 /* test_llama.c - the llama engine on the real models of ../shared/models (skipped when they
  * are absent): fp32 perplexity of the batched engine equals an independent token-by-token
- * forward written here, quantized modes stay within the bounds of docs/accuracy.md, and greedy
- * generation does not depend on the thread count. SPDX-License-Identifier: MIT */
+ * forward written here, quantized modes stay within the bounds of docs/accuracy.md, greedy
+ * generation does not depend on the thread count, and SmoothQuant keeps the float model.
+ * SPDX-License-Identifier: MIT */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,71 @@ static void greedy_deterministic_across_threads(void **state)
     }
 }
 
+/* SmoothQuant from a recipe leaves the float model's perplexity unchanged (X W^T = (X/s)(W s)^T
+ * with s folded into the norms and w3), and the smoothed W8A8 model stays within the W8A8
+ * bound; --outliers finds the stories260K outliers and stays within it too. */
+static void smoothquant_and_outliers(void **state)
+{
+    (void)state;
+    static const char recipe[] =
+        "version: 1\n"
+        "defaults:\n"
+        "  weight: {dtype: s8, granularity: per_channel}\n"
+        "  activation: {dtype: s8, granularity: per_token, mode: dynamic}\n"
+        "  smoothquant: {alpha: 0.5}\n"
+        "rules:\n"
+        "  - match: [\"tok_embeddings.weight\", \"output.weight\", \"*norm.weight\"]\n"
+        "    skip: true\n"
+        "  - match: \"layers.*.feed_forward.w2.weight\"\n"
+        "    smoothquant: {fold: \"layers.{2}.feed_forward.w3.weight\"}\n";
+    llmq_context *ctx = test_context();
+    char *text = llama_read_file(path("heldout-text/tinystories-val/tinystories_val.txt"));
+    const char *calib = strstr(text + strlen(text) / 2, "\n\n") + 2;
+    llmq_recipe *r = NULL;
+    ASSERT_OK(ctx, llmq_recipe_parse(ctx, recipe, strlen(recipe), "sq.yaml", &r));
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        llama m;
+        tokenizer t;
+        assert_int_equal(llama_open(&m, ctx, path(models[i].model), 257), 0);
+        assert_int_equal(tokenizer_load(&t, path(models[i].tokenizer), m.cfg.vocab_size), 0);
+        double nll;
+        int64_t count;
+        assert_int_equal(llama_eval(&m, &t, text, 2000, &nll, &count), 0);
+        const double ppl32 = exp(nll / (double)count);
+        assert_int_equal(llama_smooth(&m, &t, r, calib, 2000), 0);
+        assert_int_equal(llama_eval(&m, &t, text, 2000, &nll, &count), 0);
+        const double smoothed = exp(nll / (double)count);
+        if (fabs(smoothed / ppl32 - 1.0) > 1e-4)
+            fail_msg("%s: smoothed fp32 %.6f, fp32 %.6f", models[i].model, smoothed, ppl32);
+        assert_int_equal(llama_apply_recipe(&m, r), 0);
+        assert_int_equal(llama_eval(&m, &t, text, 2000, &nll, &count), 0);
+        const double rel = exp(nll / (double)count) / ppl32 - 1.0;
+        if (!(rel < 0.01) || rel < -0.02)
+            fail_msg("%s: smoothed w8a8 %+.2f%% against fp32", models[i].model, 100.0 * rel);
+        tokenizer_free(&t);
+        llama_close(&m);
+    }
+    llama m;
+    tokenizer t;
+    assert_int_equal(llama_open(&m, ctx, path(models[0].model), 257), 0);
+    assert_int_equal(tokenizer_load(&t, path(models[0].tokenizer), m.cfg.vocab_size), 0);
+    double nll32, nll;
+    int64_t count;
+    assert_int_equal(llama_eval(&m, &t, text, 2000, &nll32, &count), 0);
+    assert_int_equal(llama_apply_mode(&m, "w8a8"), 0);
+    m.outlier_threshold = 6.0f;
+    assert_int_equal(llama_eval(&m, &t, text, 2000, &nll, &count), 0);
+    assert_true(m.outlier_columns > 0 && m.outlier_columns < m.columns / 10);
+    const double rel = exp((nll - nll32) / (double)count) - 1.0;
+    if (!(rel < 0.01) || rel < -0.02)
+        fail_msg("w8a8 --outliers 6: %+.2f%% against fp32", 100.0 * rel);
+    tokenizer_free(&t);
+    llama_close(&m);
+    llmq_recipe_destroy(r);
+    free(text);
+    llmq_context_destroy(ctx);
+}
+
 int main(int argc, char **argv)
 {
     models_dir = argc > 1 ? argv[1] : "../shared/models";
@@ -304,6 +370,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(fp32_matches_independent_forward),
         cmocka_unit_test(quantized_modes_within_bounds),
         cmocka_unit_test(greedy_deterministic_across_threads),
+        cmocka_unit_test(smoothquant_and_outliers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

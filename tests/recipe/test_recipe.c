@@ -29,7 +29,8 @@ static void examples_load(void **state)
     static const char *files[] = {"w8a8.yaml",      "w8a8-static.yaml",   "w4a16-g32.yaml",
                                   "w4a16-g32-sym.yaml", "w4a16-g128.yaml", "w4a16-g128-sym.yaml",
                                   "w4a8-g32.yaml",  "w3a16-g32.yaml",     "w2a16-g32.yaml",
-                                  "mixed.yaml"};
+                                  "mixed.yaml",     "w8a8-smoothquant.yaml",
+                                  "w8a8-static-smoothquant.yaml"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", examples_dir, files[i]);
@@ -233,6 +234,136 @@ static void calibration_quantizers(void **state)
     llmq_context_destroy(ctx);
 }
 
+static void smoothquant_of(llmq_context *ctx, const llmq_recipe *r, const char *name,
+                           llmq_recipe_smoothquant *q)
+{
+    memset(q, 0xa5, sizeof *q); /* everything is written */
+    q->size = sizeof *q;
+    ASSERT_OK(ctx, llmq_recipe_resolve_smoothquant(ctx, r, name, q));
+    assert_int_equal(q->reserved0_, 0);
+    assert_int_equal(q->reserved[3], 0);
+}
+
+/* smoothquant sections: defaults and rules merged field by field, the llama fold convention,
+ * fold templates, none, search, and skip. */
+static void smoothquant_sections(void **state)
+{
+    (void)state;
+    llmq_context *ctx = test_context();
+    llmq_recipe *r = parse(ctx, "version: 1\n"
+                                "defaults:\n"
+                                "  weight: {dtype: s8}\n"
+                                "  smoothquant: {alpha: 0.75}\n"
+                                "rules:\n"
+                                "  - match: \"*.norm.weight\"\n"
+                                "    skip: true\n"
+                                "  - match: \"*.wk.weight\"\n"
+                                "    smoothquant: {alpha: search, grid: 10}\n"
+                                "  - match: \"*.w2.weight\"\n"
+                                "    smoothquant: {fold: \"{1}.{2}.feed_forward.w3.weight\"}\n"
+                                "  - match: \"*.w3.weight\"\n"
+                                "    smoothquant: none\n"
+                                "  - match: \"*.wo.weight\"\n"
+                                "    smoothquant: {fold: none}\n"
+                                "  - match: \"*.wz\"\n"
+                                "    smoothquant: {fold: \"{3}.norm\"}\n");
+    llmq_recipe_smoothquant q;
+    smoothquant_of(ctx, r, "layers.3.attention.wq.weight", &q);
+    assert_int_equal(q.rule, -1);
+    assert_int_equal(q.enabled, 1);
+    assert_int_equal(q.search, 0);
+    assert_true(q.alpha == 0.75f);
+    assert_int_equal(q.grid, 20);
+    assert_string_equal(q.fold, "layers.3.attention_norm.weight");
+    smoothquant_of(ctx, r, "layers.3.attention.wk.weight", &q);
+    assert_int_equal(q.rule, 1);
+    assert_int_equal(q.search, 1);
+    assert_int_equal(q.grid, 10);
+    assert_true(q.alpha == 0.75f); /* kept from the defaults: the fallback */
+    assert_string_equal(q.fold, "layers.3.attention_norm.weight");
+    smoothquant_of(ctx, r, "layers.0.feed_forward.w1.weight", &q);
+    assert_string_equal(q.fold, "layers.0.ffn_norm.weight");
+    smoothquant_of(ctx, r, "feed_forward.w1.weight", &q); /* the suffix alone */
+    assert_string_equal(q.fold, "ffn_norm.weight");
+    smoothquant_of(ctx, r, "layers.0.feed_forward.xw1.weight", &q); /* not a component */
+    assert_int_equal(q.enabled, 0);
+    assert_string_equal(q.fold, "");
+    smoothquant_of(ctx, r, "layers.12.feed_forward.w2.weight", &q);
+    assert_int_equal(q.enabled, 1);
+    assert_string_equal(q.fold, "layers.12.feed_forward.w3.weight");
+    smoothquant_of(ctx, r, "layers.12.feed_forward.w3.weight", &q);
+    assert_int_equal(q.enabled, 0);
+    smoothquant_of(ctx, r, "layers.0.attention.wo.weight", &q);
+    assert_int_equal(q.enabled, 0);
+    assert_true(q.alpha == 0.75f);
+    smoothquant_of(ctx, r, "x.norm.weight", &q); /* skipped */
+    assert_int_equal(q.enabled, 0);
+    /* a template past the name's components, and a bad size */
+    q.size = sizeof q;
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, r, "a.wz", &q), LLMQ_ERR_INVALID_ARG,
+                 "tensor_name=a.wz: has no component 3 for fold {3}.norm");
+    char longname[300];
+    memset(longname, 'a', sizeof longname);
+    memcpy(longname + 270, ".feed_forward.w2.weight", 24);
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, r, longname, &q),
+                 LLMQ_ERR_INVALID_ARG, "expands past 255 bytes");
+    q.size = 8;
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, r, "x", &q), LLMQ_ERR_ABI,
+                 "out.size=8: set it to sizeof(llmq_recipe_smoothquant)");
+    q.size = sizeof q;
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, NULL, "x", &q), LLMQ_ERR_INVALID_ARG,
+                 "r=NULL");
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, r, NULL, &q), LLMQ_ERR_INVALID_ARG,
+                 "tensor_name=NULL");
+    ASSERT_FAILS(ctx, llmq_recipe_resolve_smoothquant(ctx, r, "x", NULL), LLMQ_ERR_INVALID_ARG,
+                 "out=NULL");
+    llmq_recipe_destroy(r);
+    /* no section: never enabled, defaults reported */
+    r = parse(ctx, "version: 1\ndefaults:\n  weight: {dtype: s8}\n"
+                   "rules:\n  - match: \"*.wv.weight\"\n    smoothquant: {alpha: 0.25}\n");
+    smoothquant_of(ctx, r, "layers.0.attention.wq.weight", &q);
+    assert_int_equal(q.enabled, 0);
+    assert_true(q.alpha == 0.5f);
+    assert_int_equal(q.grid, 20);
+    smoothquant_of(ctx, r, "layers.0.attention.wv.weight", &q); /* a rule alone enables it */
+    assert_int_equal(q.enabled, 1);
+    assert_true(q.alpha == 0.25f);
+    llmq_recipe_destroy(r);
+    static const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"version: 1\ndefaults:\n  smoothquant: {alpha: 1.5}\n",
+         "r.yaml:3:24: defaults.smoothquant.alpha: 1.5: must be in [0, 1] or search"},
+        {"version: 1\ndefaults:\n  smoothquant: {alpha: lots}\n",
+         "r.yaml:3:24: defaults.smoothquant.alpha: lots: must be a finite number"},
+        {"version: 1\ndefaults:\n  smoothquant: {grid: 0}\n",
+         "r.yaml:3:23: defaults.smoothquant.grid: 0: must be in 1..1000"},
+        {"version: 1\ndefaults:\n  smoothquant: {beta: 1}\n",
+         "r.yaml:3:17: defaults.smoothquant.beta: unknown key"},
+        {"version: 1\ndefaults:\n  smoothquant: [0.5]\n",
+         "r.yaml:3:16: defaults.smoothquant: must be a mapping"},
+        {"version: 1\nrules:\n  - match: x\n    smoothquant: {fold: \"a.{0}\"}\n",
+         "r.yaml:4:25: rules[0].smoothquant.fold: a.{0}: `{` must open {i}, a name component i "
+         "in 1..64"},
+        {"version: 1\nrules:\n  - match: x\n    smoothquant: {fold: \"a.{2\"}\n",
+         "rules[0].smoothquant.fold: a.{2: `{` must open {i}"},
+        {"version: 1\nrules:\n  - match: x\n    smoothquant: {fold: \"a}\"}\n",
+         "rules[0].smoothquant.fold: a}: `}` without `{`"},
+        {"version: 1\nrules:\n  - match: x\n    smoothquant: {fold: \"\"}\n",
+         "rules[0].smoothquant.fold: empty: write `fold: none` for no fold target"},
+        {"version: 1\nrules:\n  - match: x\n    skip: true\n    smoothquant: {alpha: 0.5}\n",
+         "r.yaml:3:5: rules[0]: skip: true keeps the tensor as it is; drop weight, activation "
+         "and smoothquant"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        llmq_recipe *none = NULL;
+        ASSERT_FAILS(ctx, llmq_recipe_parse(ctx, bad[i].text, strlen(bad[i].text), "r.yaml",
+                                            &none),
+                     LLMQ_ERR_PARSE, bad[i].message);
+    }
+    llmq_context_destroy(ctx);
+}
+
 static void misuse(void **state)
 {
     (void)state;
@@ -272,6 +403,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(first_match_wins_over_defaults),
         cmocka_unit_test(errors_name_file_line_column_key),
         cmocka_unit_test(calibration_quantizers),
+        cmocka_unit_test(smoothquant_sections),
         cmocka_unit_test(misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
