@@ -23,5 +23,6 @@
 #include "llmq/qat.h"
 #include "llmq/quantizer.h"
 #include "llmq/qtable.h"
+#include "llmq/plan.h"
 
 #endif /* LLMQ_H */
