@@ -17,6 +17,7 @@
 #include "llmq/plan.h"
 #include "llmq/recipe.h"
 #include "quant/scheme_impl.h"
+#include "recipe/yaml_emit.h"
 
 static const char *const symmetry_names[] = {"symmetric", "symmetric_restricted", "asymmetric"};
 static const char *const granularity_names[] = {"per_tensor", "per_channel", "per_group",
@@ -50,79 +51,37 @@ static int buf_write(void *user, unsigned char *bytes, size_t n)
     return 1;
 }
 
-typedef struct writer {
-    yaml_emitter_t em;
-    bool ok;
-} writer;
-
-static void emit(writer *w, yaml_event_t *ev, int made)
+/* Emit an event its initializer made (made != 0). */
+static void emit(llmq_yaml_writer *w, yaml_event_t *ev, int made)
 {
-    if (!made || !w->ok || !yaml_emitter_emit(&w->em, ev))
+    if (made)
+        llmq_yaml_emit(w, ev);
+    else
         w->ok = false;
 }
 
-static void emit_scalar(writer *w, const char *value, yaml_scalar_style_t style)
-{
-    yaml_event_t ev;
-    if (w->ok)
-        emit(w, &ev, yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)value,
-                                                  (int)strlen(value), 1, 1, style));
-}
-
-static void emit_pair(writer *w, const char *key, const char *value)
-{
-    emit_scalar(w, key, YAML_PLAIN_SCALAR_STYLE);
-    emit_scalar(w, value, YAML_PLAIN_SCALAR_STYLE);
-}
-
-static void emit_int_pair(writer *w, const char *key, long long value)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", value);
-    emit_pair(w, key, buf);
-}
-
-static void emit_mapping(writer *w, bool start, bool flow)
-{
-    yaml_event_t ev;
-    if (w->ok)
-        emit(w, &ev, start ? yaml_mapping_start_event_initialize(
-                                 &ev, NULL, NULL, 1,
-                                 flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE)
-                           : yaml_mapping_end_event_initialize(&ev));
-}
-
-static void emit_sequence(writer *w, bool start)
-{
-    yaml_event_t ev;
-    if (w->ok)
-        emit(w, &ev, start ? yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                                  YAML_BLOCK_SEQUENCE_STYLE)
-                           : yaml_sequence_end_event_initialize(&ev));
-}
-
 /* A weight scheme in the recipe's keys; `bits` states a narrowed grid. */
-static void emit_scheme(writer *w, const llmq_scheme *s)
+static void emit_scheme(llmq_yaml_writer *w, const llmq_scheme *s)
 {
-    emit_mapping(w, true, true);
-    emit_pair(w, "dtype", llmq_dtype_name(s->dtype));
+    llmq_yaml_collection(w, true, true, true);
+    llmq_yaml_pair(w, "dtype", llmq_dtype_name(s->dtype));
     const int32_t bits = llmq_plan_narrowed_bits(s);
     if (bits > 0)
-        emit_int_pair(w, "bits", bits);
-    emit_pair(w, "symmetry", symmetry_names[s->symmetry]);
-    emit_pair(w, "granularity", granularity_names[s->granularity]);
+        llmq_yaml_int_pair(w, "bits", bits);
+    llmq_yaml_pair(w, "symmetry", symmetry_names[s->symmetry]);
+    llmq_yaml_pair(w, "granularity", granularity_names[s->granularity]);
     if (s->granularity == LLMQ_GRANULARITY_PER_CHANNEL || s->axis != 0)
-        emit_int_pair(w, "axis", s->axis);
+        llmq_yaml_int_pair(w, "axis", s->axis);
     if (s->group_size != 0)
-        emit_int_pair(w, "group_size", (long long)s->group_size);
-    emit_pair(w, "rounding", rounding_names[s->rounding]);
+        llmq_yaml_int_pair(w, "group_size", (long long)s->group_size);
+    llmq_yaml_pair(w, "rounding", rounding_names[s->rounding]);
     if (s->seed != 0) {
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)s->seed);
-        emit_pair(w, "seed", buf);
+        llmq_yaml_pair(w, "seed", buf);
     }
-    emit_pair(w, "numerics", numerics_names[s->numerics]);
-    emit_mapping(w, false, true);
+    llmq_yaml_pair(w, "numerics", numerics_names[s->numerics]);
+    llmq_yaml_collection(w, false, true, true);
 }
 
 /* The exact name as an fnmatch pattern: glob characters escaped. */
@@ -140,29 +99,29 @@ static char *escape_name(llmq_context *ctx, const char *name)
     return e;
 }
 
-static void emit_recipe(writer *w, llmq_context *ctx, const llmq_plan *p)
+static void emit_recipe(llmq_yaml_writer *w, llmq_context *ctx, const llmq_plan *p)
 {
     yaml_event_t ev;
     emit(w, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
     emit(w, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
-    emit_mapping(w, true, false);
-    emit_int_pair(w, "version", 1);
-    emit_scalar(w, "rules", YAML_PLAIN_SCALAR_STYLE);
-    emit_sequence(w, true);
+    llmq_yaml_collection(w, true, true, false);
+    llmq_yaml_int_pair(w, "version", 1);
+    llmq_yaml_scalar(w, "rules", YAML_PLAIN_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, false, false);
     for (int64_t t = 0; t < llmq_plan_tensor_count(p) && w->ok; t++) {
         char *pattern = escape_name(ctx, llmq_plan_tensor_name(p, t));
         w->ok = pattern != NULL;
-        emit_mapping(w, true, false);
-        emit_scalar(w, "match", YAML_PLAIN_SCALAR_STYLE);
+        llmq_yaml_collection(w, true, true, false);
+        llmq_yaml_scalar(w, "match", YAML_PLAIN_SCALAR_STYLE);
         if (w->ok)
-            emit_scalar(w, pattern, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
-        emit_scalar(w, "weight", YAML_PLAIN_SCALAR_STYLE);
+            llmq_yaml_scalar(w, pattern, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+        llmq_yaml_scalar(w, "weight", YAML_PLAIN_SCALAR_STYLE);
         emit_scheme(w, llmq_plan_candidate_scheme(p, llmq_plan_choice(p, t)));
-        emit_mapping(w, false, false);
+        llmq_yaml_collection(w, false, true, false);
         llmq_mem_free(ctx, pattern);
     }
-    emit_sequence(w, false);
-    emit_mapping(w, false, false);
+    llmq_yaml_collection(w, false, false, false);
+    llmq_yaml_collection(w, false, true, false);
     emit(w, &ev, yaml_document_end_event_initialize(&ev, 1));
     emit(w, &ev, yaml_stream_end_event_initialize(&ev));
     if (w->ok && !yaml_emitter_flush(&w->em))
@@ -249,7 +208,7 @@ llmq_status llmq_plan_write_recipe(llmq_context *ctx, const llmq_plan *p, const 
         return llmq_fail(ctx, LLMQ_ERR_STATE, __func__, "the plan is not solved: call "
                                                         "llmq_plan_solve first");
     out_buf b = {.ctx = ctx};
-    writer w = {.ok = true};
+    llmq_yaml_writer w = {.ok = true};
     if (!yaml_emitter_initialize(&w.em))
         return llmq_fail_oom(ctx, __func__, "YAML emitter", sizeof w.em);
     yaml_emitter_set_output(&w.em, buf_write, &b);
