@@ -108,7 +108,7 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_plan_add_candidates(llmq_context *ctx, 
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, duplicate name, dtypes, shapes, a candidate
  *         that does not fit the shape, e.g. a per-channel axis beyond 2-D);
  *         LLMQ_ERR_UNSUPPORTED (device tensors); LLMQ_ERR_STATE (no candidate);
- *         LLMQ_ERR_NON_FINITE (a NaN in the weight);
+ *         LLMQ_ERR_NON_FINITE (a NaN in the weight, a NaN or Inf in the inputs);
  *         LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive; weight and inputs are only read
  * @since 0.2

@@ -370,6 +370,10 @@ static llmq_status measure_all(llmq_context *ctx, const char *fn, llmq_plan *p, 
         st = to_f32(ctx, weight, &w);
     if (st == LLMQ_OK && inputs != NULL)
         st = to_f32(ctx, inputs, &x);
+    for (int64_t i = 0; st == LLMQ_OK && x != NULL && i < x->rows * x->cols; i++)
+        if (!isfinite(((const float *)x->data)[i]))
+            st = llmq_fail(ctx, LLMQ_ERR_NON_FINITE, fn, "inputs[%lld]: not finite",
+                           (long long)i);
     if (st == LLMQ_OK && x != NULL)
         st = quad_init(ctx, fn, x, &q);
     double energy = 0.0, signal = 0.0;

@@ -377,7 +377,7 @@ static void misuse(void **state)
     llmq_plan *p = NULL;
     ASSERT_FAILS(ctx, llmq_plan_create(ctx, NULL), LLMQ_ERR_INVALID_ARG, "out=NULL");
     ASSERT_OK(ctx, llmq_plan_create(ctx, &p));
-    float w[64] = {0}, x[48] = {0};
+    float w[64] = {0}, x[64] = {0};
     const int64_t ws[2] = {4, 16}, one[1] = {64}, xs[2] = {4, 12};
     llmq_tensor *wt = test_wrap_f32(ctx, w, 2, ws), *flat = test_wrap_f32(ctx, w, 1, one),
                 *xt = test_wrap_f32(ctx, x, 2, xs);
@@ -404,6 +404,10 @@ static void misuse(void **state)
                  "inputs: 12 columns, the weight has 16 inputs");
     ASSERT_FAILS(ctx, llmq_plan_add_tensor(ctx, p, NULL, wt, NULL), LLMQ_ERR_INVALID_ARG,
                  "name=NULL");
+    x[17] = INFINITY;
+    llmq_tensor *xbad = test_wrap_f32(ctx, x, 2, ws);
+    ASSERT_FAILS(ctx, llmq_plan_add_tensor(ctx, p, "w", wt, xbad), LLMQ_ERR_NON_FINITE,
+                 "inputs[17]: not finite");
     ASSERT_OK(ctx, llmq_plan_add_tensor(ctx, p, "w", wt, NULL));
     ASSERT_FAILS(ctx, llmq_plan_add_tensor(ctx, p, "w", wt, NULL), LLMQ_ERR_INVALID_ARG,
                  "name=w: already in the plan");
@@ -423,7 +427,7 @@ static void misuse(void **state)
     assert_int_equal(llmq_plan_tensor_count(NULL), 0);
     assert_null(llmq_plan_tensor_name(p, 1));
     llmq_scheme_destroy(tok);
-    TEST_DESTROY(wt, flat, xt);
+    TEST_DESTROY(wt, flat, xt, xbad);
     llmq_plan_destroy(p);
     llmq_plan_destroy(NULL);
     llmq_context_destroy(ctx);
