@@ -114,7 +114,7 @@ int llmq_cmd_plan(int argc, char **argv)
 {
     const char *model = NULL, *calib = NULL, *cands = NULL, *out = NULL, *budget_s = NULL;
     const char *keep = DEFAULT_KEEP_FLOAT, *objective = "sum";
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **slot = strcmp(a, "--model") == 0        ? &model
                             : strcmp(a, "--calib") == 0      ? &calib
@@ -131,7 +131,6 @@ int llmq_cmd_plan(int argc, char **argv)
             return 2;
         }
         *slot = v;
-        i++;
     }
     if (model == NULL || cands == NULL || out == NULL || budget_s == NULL) {
         fprintf(stderr, "llmq plan: --model, --budget, --candidates and -o are required\n");
