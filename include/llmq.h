@@ -24,5 +24,6 @@
 #include "llmq/quantizer.h"
 #include "llmq/qtable.h"
 #include "llmq/smoothquant.h"
+#include "llmq/plan.h"
 
 #endif /* LLMQ_H */

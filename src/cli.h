@@ -15,6 +15,7 @@ int llmq_cmd_bench(int argc, char **argv);
 int llmq_cmd_inspect(int argc, char **argv);
 int llmq_cmd_quantize(int argc, char **argv);
 int llmq_cmd_recipe(int argc, char **argv);
+int llmq_cmd_plan(int argc, char **argv);
 int llmq_cmd_bench_model(int argc, char **argv);
 
 /* Calibration (cmd_calib.c): `llmq demo observers`, the static-vs-dynamic section of

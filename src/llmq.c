@@ -22,6 +22,9 @@ static void usage(FILE *f)
                "                     quantize a model (safetensors or llama2.c) by a recipe\n"
                "  recipe check R.yaml [--model M]\n"
                "                     validate a recipe; show the rule of each tensor\n"
+               "  plan --model M [--calib C] --budget BITS --candidates LIST -o R.yaml\n"
+               "                     choose a weight scheme per matrix under an average bit\n"
+               "                     budget (mixed precision); writes a recipe\n"
                "  bench observe      observer throughput next to memcpy bandwidth\n"
                "  bench gemm         matmul kernels (W8A8, W8A16, W4A16, W4A8), 1 and 2 threads\n"
                "  help               this text\n");
@@ -56,6 +59,8 @@ int main(int argc, char **argv)
         return llmq_cmd_quantize(argc - 2, argv + 2);
     if (strcmp(cmd, "recipe") == 0)
         return llmq_cmd_recipe(argc - 2, argv + 2);
+    if (strcmp(cmd, "plan") == 0)
+        return llmq_cmd_plan(argc - 2, argv + 2);
     fprintf(stderr, "llmq: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

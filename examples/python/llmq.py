@@ -50,14 +50,14 @@ __all__ = [
     "LlmqError", "InvalidArgError", "OutOfMemoryError", "UnsupportedError", "BackendError",
     "FileError", "ParseError", "StateError", "AbiError", "InternalError", "NonFiniteError",
     "Context", "Tensor", "Scheme", "Model", "ModelWriter", "Quantizer", "QTable", "Recipe",
-    "RecipeChoice", "Handle",
+    "RecipeChoice", "Handle", "Plan", "PlanSensitivity",
     "load", "library", "version", "version_number", "build_info", "status_name",
     "tensor", "empty", "empty_quantized", "quantize", "quantize_dynamic", "dequantize",
     "pack", "unpack", "convert", "matmul", "matmul_outlier", "fake_quantize",
     "fake_quantize_backward",
     "observer_param_bounds", "save_model",
     "DTYPES", "SYMMETRY", "GRANULARITY", "ROUNDING", "NUMERICS", "CPU_ISA", "OBSERVER",
-    "OBSERVER_PARAM", "ACTIVATION_MODE",
+    "OBSERVER_PARAM", "ACTIVATION_MODE", "PLAN_OBJECTIVE",
 ]
 
 # ------------------------------------------------------------------------------------------
@@ -65,14 +65,14 @@ __all__ = [
 
 #: Opaque handle types: always used through pointers.
 HANDLES = ("llmq_context", "llmq_tensor", "llmq_scheme", "llmq_model", "llmq_model_writer",
-           "llmq_quantizer", "llmq_qtable", "llmq_recipe")
+           "llmq_quantizer", "llmq_qtable", "llmq_recipe", "llmq_plan")
 _OPAQUE = {name: type(name, (ctypes.Structure,), {"_fields_": []}) for name in HANDLES}
 
 #: Enum types: 32-bit ints (each C enum is pinned to 32 bits by a FORCE32_ value).
 ENUMS = ("llmq_status", "llmq_cpu_isa", "llmq_dtype", "llmq_symmetry", "llmq_granularity",
          "llmq_rounding", "llmq_numerics", "llmq_weight_layout", "llmq_requant",
          "llmq_model_format", "llmq_observer", "llmq_observer_param", "llmq_activation_mode",
-         "llmq_memory")
+         "llmq_memory", "llmq_plan_objective")
 
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -261,6 +261,27 @@ llmq_status llmq_smoothquant_search(llmq_context *ctx, const llmq_tensor *x, int
     const llmq_scheme *activation_scheme, int32_t grid, float *alpha, double *error,
     double *errors);
 
+llmq_status llmq_plan_create(llmq_context *ctx, llmq_plan **out);
+void llmq_plan_destroy(llmq_plan *p);
+llmq_status llmq_plan_add_candidate(llmq_context *ctx, llmq_plan *p, const char *name,
+    const llmq_scheme *scheme);
+llmq_status llmq_plan_add_candidates(llmq_context *ctx, llmq_plan *p, const char *list);
+llmq_status llmq_plan_add_tensor(llmq_context *ctx, llmq_plan *p, const char *name,
+    const llmq_tensor *weight, const llmq_tensor *inputs);
+int32_t llmq_plan_candidate_count(const llmq_plan *p);
+const char *llmq_plan_candidate_name(const llmq_plan *p, int32_t index);
+const llmq_scheme *llmq_plan_candidate_scheme(const llmq_plan *p, int32_t index);
+int64_t llmq_plan_tensor_count(const llmq_plan *p);
+const char *llmq_plan_tensor_name(const llmq_plan *p, int64_t index);
+llmq_status llmq_plan_sensitivity(const llmq_plan *p, int64_t tensor, int32_t candidate,
+    double *error, double *sqnr_db, double *bits_per_weight, int32_t *calibrated);
+llmq_status llmq_plan_set_objective(llmq_plan *p, llmq_plan_objective objective);
+llmq_status llmq_plan_solve(llmq_context *ctx, llmq_plan *p, double budget_bits);
+int32_t llmq_plan_choice(const llmq_plan *p, int64_t tensor);
+llmq_status llmq_plan_result(const llmq_plan *p, double *objective, double *bits_per_weight,
+    int32_t *exact);
+llmq_status llmq_plan_write_recipe(llmq_context *ctx, const llmq_plan *p, const char *path);
+
 llmq_status llmq_matmul_options_defaults(llmq_matmul_options *options, size_t size);
 llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tensor *b,
     const llmq_tensor *bias, llmq_tensor *c);
@@ -311,6 +332,7 @@ OBSERVER = {"minmax": 0, "moving_average": 1, "percentile": 2, "entropy": 3, "hi
             "mse": 5}
 OBSERVER_PARAM = {"momentum": 0, "percentile": 1, "bins": 2, "grid": 3, "upsample": 4}
 ACTIVATION_MODE = {"float": 0, "dynamic": 1, "static": 2}
+PLAN_OBJECTIVE = {"sum": 0, "size_weighted": 1}
 MEMORY = {"host": 0, "device": 1}
 #: Each C enum's tables above: (prefix of its enumerators, table); the test of the header
 #: checks every enumerator (but *_FORCE32_) against them. llmq_status maps to _ERRORS.
@@ -324,6 +346,7 @@ ENUM_TABLES = {"llmq_cpu_isa": ("LLMQ_CPU_ISA_", CPU_ISA), "llmq_dtype": ("LLMQ_
                "llmq_model_format": ("LLMQ_MODEL_FORMAT_", MODEL_FORMAT),
                "llmq_observer": ("LLMQ_OBSERVER_", OBSERVER),
                "llmq_observer_param": ("LLMQ_OBSERVER_PARAM_", OBSERVER_PARAM),
+               "llmq_plan_objective": ("LLMQ_PLAN_OBJECTIVE_", PLAN_OBJECTIVE),
                "llmq_activation_mode": ("LLMQ_ACTIVATION_", ACTIVATION_MODE),
                "llmq_memory": ("LLMQ_MEMORY_", MEMORY)}
 
@@ -1701,6 +1724,92 @@ class Recipe(Handle):
 
     def __repr__(self):
         return "<llmq.Recipe closed>" if self.closed else f"<llmq.Recipe {len(self)} rules>"
+
+
+#: What Plan.sensitivity gives for one tensor under one candidate: error (relative output
+#: error on the calibration inputs, or relative weight error without them), sqnr_db, bits
+#: (per weight, scales and zero points included) and calibrated (bool).
+PlanSensitivity = collections.namedtuple("PlanSensitivity", "error sqnr_db bits calibrated")
+
+
+class Plan(Handle):
+    """llmq_plan: mixed-precision planning (docs/llm-methods.md). Add candidate schemes
+    (add_candidates("w8,w4g32,w4g128") or add_candidate(name, scheme)), then tensors with
+    their calibration inputs (add_tensor), then solve(budget) for the scheme of each tensor
+    under an average bit budget, and write_recipe(path)."""
+
+    _destroy = "llmq_plan_destroy"
+
+    def __init__(self, ctx, candidates=None):
+        ptr = ctypes.POINTER(_OPAQUE["llmq_plan"])()
+        _call(ctx, "llmq_plan_create", ctx.ptr, ctypes.byref(ptr))
+        self._adopt(ptr, (ctx,), ctx)
+        if candidates is not None:
+            self.add_candidates(candidates)
+
+    def add_candidates(self, names):
+        """Candidates by name, comma-separated: w<bits>[g<group>][s|a]."""
+        _call(self._ctx, "llmq_plan_add_candidates", self._ctx.ptr, self.ptr, names.encode())
+
+    def add_candidate(self, name, scheme):
+        """A candidate Scheme under `name` (copied)."""
+        _call(self._ctx, "llmq_plan_add_candidate", self._ctx.ptr, self.ptr, name.encode(),
+              scheme.ptr)
+
+    def add_tensor(self, name, weight, inputs=None):
+        """Measure weight [out, in] (Tensor or array) under every candidate, with the layer's
+        calibration inputs [tokens, in] when given."""
+        ctx = self._ctx
+        with _Args(ctx) as arg:
+            w, x = arg(weight, "weight"), arg(inputs, "inputs")
+            _call(ctx, "llmq_plan_add_tensor", ctx.ptr, self.ptr, name.encode(), w.ptr,
+                  x.ptr if x is not None else None)
+
+    def candidates(self):
+        """Candidate names in the order added."""
+        lib, p = library(), self.ptr
+        return [_str(lib.llmq_plan_candidate_name(p, i))
+                for i in range(lib.llmq_plan_candidate_count(p))]
+
+    def names(self):
+        """Tensor names in the order added."""
+        lib, p = library(), self.ptr
+        return [_str(lib.llmq_plan_tensor_name(p, i)) for i in range(len(self))]
+
+    def __len__(self):
+        return library().llmq_plan_tensor_count(self.ptr)
+
+    def sensitivity(self, tensor, candidate):
+        """PlanSensitivity of tensor index `tensor` under candidate index `candidate`."""
+        v = [ctypes.c_double() for _ in range(3)]
+        cal = ctypes.c_int32()
+        _call(None, "llmq_plan_sensitivity", self.ptr, tensor, candidate,
+              *[ctypes.byref(x) for x in v], ctypes.byref(cal))
+        return PlanSensitivity(v[0].value, v[1].value, v[2].value, bool(cal.value))
+
+    def solve(self, budget_bits, objective="sum"):
+        """Choose the candidate of each tensor minimizing the objective ("sum" or
+        "size_weighted") within `budget_bits` average bits per weight; returns
+        (objective, bits_per_weight, exact)."""
+        _call(None, "llmq_plan_set_objective", self.ptr, PLAN_OBJECTIVE[objective])
+        _call(self._ctx, "llmq_plan_solve", self._ctx.ptr, self.ptr, float(budget_bits))
+        obj, bits, exact = ctypes.c_double(), ctypes.c_double(), ctypes.c_int32()
+        _call(None, "llmq_plan_result", self.ptr, ctypes.byref(obj), ctypes.byref(bits),
+              ctypes.byref(exact))
+        return obj.value, bits.value, bool(exact.value)
+
+    def choices(self):
+        """{tensor name: chosen candidate name} of the last solve()."""
+        lib, p = library(), self.ptr
+        return {n: _str(lib.llmq_plan_candidate_name(p, lib.llmq_plan_choice(p, i)))
+                for i, n in enumerate(self.names())}
+
+    def write_recipe(self, path):
+        """Write the solved plan as a recipe (through a temporary file renamed over it)."""
+        _call(self._ctx, "llmq_plan_write_recipe", self._ctx.ptr, self.ptr, os.fsencode(path))
+
+    def __repr__(self):
+        return "<llmq.Plan closed>" if self.closed else f"<llmq.Plan {len(self)} tensors>"
 
 
 # ------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "core/tensor_impl.h"
+#include "recipe/yaml_emit.h"
 
 #define FORMAT_NAME "llmq-qtable"
 
@@ -62,136 +63,79 @@ static void format_float(float v, char *buf, size_t size)
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-typedef struct writer {
-    yaml_emitter_t em;
-    bool ok;
-} writer;
-
-static void emit(writer *w, yaml_event_t *ev)
-{
-    if (w->ok && !yaml_emitter_emit(&w->em, ev)) w->ok = false;
-}
-
-static void emit_scalar(writer *w, const char *value, yaml_scalar_style_t style)
-{
-    yaml_event_t ev;
-    if (!w->ok) return;
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)value, (int)strlen(value), 1,
-                                      1, style)) {
-        w->ok = false;
-        return;
-    }
-    emit(w, &ev);
-}
-
-static void emit_pair(writer *w, const char *key, const char *value)
-{
-    emit_scalar(w, key, YAML_PLAIN_SCALAR_STYLE);
-    emit_scalar(w, value, YAML_PLAIN_SCALAR_STYLE);
-}
-
-static void emit_int_pair(writer *w, const char *key, long long value)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", value);
-    emit_pair(w, key, buf);
-}
-
-static void emit_collection(writer *w, bool start, bool mapping, bool flow)
-{
-    yaml_event_t ev;
-    if (!w->ok) return;
-    int made;
-    if (mapping)
-        made = start ? yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                                           flow ? YAML_FLOW_MAPPING_STYLE
-                                                                : YAML_BLOCK_MAPPING_STYLE)
-                     : yaml_mapping_end_event_initialize(&ev);
-    else
-        made = start ? yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                            flow ? YAML_FLOW_SEQUENCE_STYLE
-                                                                 : YAML_BLOCK_SEQUENCE_STYLE)
-                     : yaml_sequence_end_event_initialize(&ev);
-    if (!made) {
-        w->ok = false;
-        return;
-    }
-    emit(w, &ev);
-}
-
-static void emit_entry(writer *w, const llmq_qtable_entry *e)
+static void emit_entry(llmq_yaml_writer *w, const llmq_qtable_entry *e)
 {
     const llmq_scheme *s = &e->scheme;
     char buf[32];
-    emit_scalar(w, e->name, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
-    emit_collection(w, true, true, false);
-    emit_pair(w, "dtype", llmq_dtype_name(s->dtype));
-    emit_pair(w, "symmetry", symmetry_names[s->symmetry]);
-    emit_pair(w, "granularity", granularity_names[s->granularity]);
-    if (s->granularity == LLMQ_GRANULARITY_PER_CHANNEL) emit_int_pair(w, "axis", s->axis);
+    llmq_yaml_scalar(w, e->name, YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, true, false);
+    llmq_yaml_pair(w, "dtype", llmq_dtype_name(s->dtype));
+    llmq_yaml_pair(w, "symmetry", symmetry_names[s->symmetry]);
+    llmq_yaml_pair(w, "granularity", granularity_names[s->granularity]);
+    if (s->granularity == LLMQ_GRANULARITY_PER_CHANNEL) llmq_yaml_int_pair(w, "axis", s->axis);
     if (s->granularity == LLMQ_GRANULARITY_PER_GROUP)
-        emit_int_pair(w, "group_size", (long long)s->group_size);
-    emit_pair(w, "rounding", rounding_names[s->rounding]);
-    emit_pair(w, "numerics", numerics_names[s->numerics]);
+        llmq_yaml_int_pair(w, "group_size", (long long)s->group_size);
+    llmq_yaml_pair(w, "rounding", rounding_names[s->rounding]);
+    llmq_yaml_pair(w, "numerics", numerics_names[s->numerics]);
     if (s->rounding == LLMQ_ROUNDING_STOCHASTIC) {
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)s->seed);
-        emit_pair(w, "seed", buf);
+        llmq_yaml_pair(w, "seed", buf);
     }
-    emit_scalar(w, "shape", YAML_PLAIN_SCALAR_STYLE);
-    emit_collection(w, true, false, true);
+    llmq_yaml_scalar(w, "shape", YAML_PLAIN_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, false, true);
     for (int32_t d = 0; d < e->scale->ndim; d++) {
         snprintf(buf, sizeof buf, "%lld", (long long)e->scale->shape[d]);
-        emit_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
+        llmq_yaml_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
     }
-    emit_collection(w, false, false, true);
+    llmq_yaml_collection(w, false, false, true);
     const int64_t n = llmq_tensor_numel(e->scale);
     const float *sv = e->scale->data;
     const int32_t *zv = e->zero_point->data;
-    emit_scalar(w, "scale", YAML_PLAIN_SCALAR_STYLE);
-    emit_collection(w, true, false, true);
+    llmq_yaml_scalar(w, "scale", YAML_PLAIN_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, false, true);
     for (int64_t i = 0; i < n && w->ok; i++) {
         format_float(sv[i], buf, sizeof buf);
-        emit_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
+        llmq_yaml_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
     }
-    emit_collection(w, false, false, true);
-    emit_scalar(w, "zero_point", YAML_PLAIN_SCALAR_STYLE);
-    emit_collection(w, true, false, true);
+    llmq_yaml_collection(w, false, false, true);
+    llmq_yaml_scalar(w, "zero_point", YAML_PLAIN_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, false, true);
     for (int64_t i = 0; i < n && w->ok; i++) {
         snprintf(buf, sizeof buf, "%d", (int)zv[i]);
-        emit_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
+        llmq_yaml_scalar(w, buf, YAML_PLAIN_SCALAR_STYLE);
     }
-    emit_collection(w, false, false, true);
-    emit_collection(w, false, true, false);
+    llmq_yaml_collection(w, false, false, true);
+    llmq_yaml_collection(w, false, true, false);
 }
 
-static void emit_table(writer *w, const llmq_qtable *table)
+static void emit_table(llmq_yaml_writer *w, const llmq_qtable *table)
 {
     yaml_event_t ev;
     if (yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING))
-        emit(w, &ev);
+        llmq_yaml_emit(w, &ev);
     else
         w->ok = false;
     if (w->ok && yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1))
-        emit(w, &ev);
+        llmq_yaml_emit(w, &ev);
     else
         w->ok = false;
-    emit_collection(w, true, true, false);
-    emit_pair(w, "format", FORMAT_NAME);
-    emit_int_pair(w, "version", LLMQ_QTABLE_VERSION);
-    emit_scalar(w, "tensors", YAML_PLAIN_SCALAR_STYLE);
-    emit_collection(w, true, true, table->count == 0);
+    llmq_yaml_collection(w, true, true, false);
+    llmq_yaml_pair(w, "format", FORMAT_NAME);
+    llmq_yaml_int_pair(w, "version", LLMQ_QTABLE_VERSION);
+    llmq_yaml_scalar(w, "tensors", YAML_PLAIN_SCALAR_STYLE);
+    llmq_yaml_collection(w, true, true, table->count == 0);
     for (int64_t i = 0; i < table->count && w->ok; i++)
         emit_entry(w, &table->entries[i]);
-    emit_collection(w, false, true, table->count == 0);
-    emit_collection(w, false, true, false);
+    llmq_yaml_collection(w, false, true, table->count == 0);
+    llmq_yaml_collection(w, false, true, false);
     /* an explicit end marker "...": a file cut short between two entries would otherwise
      * still be a valid, shorter table */
     if (w->ok && yaml_document_end_event_initialize(&ev, 0))
-        emit(w, &ev);
+        llmq_yaml_emit(w, &ev);
     else
         w->ok = false;
     if (w->ok && yaml_stream_end_event_initialize(&ev))
-        emit(w, &ev);
+        llmq_yaml_emit(w, &ev);
     else
         w->ok = false;
     if (w->ok && !yaml_emitter_flush(&w->em)) w->ok = false;
@@ -224,7 +168,7 @@ llmq_status llmq_qtable_save(llmq_context *ctx, const llmq_qtable *table, const 
         close(fd);
         st = LLMQ_ERR_IO;
     } else {
-        writer w = {.ok = true};
+        llmq_yaml_writer w = {.ok = true};
         c_locale loc;
         if (!yaml_emitter_initialize(&w.em) || !c_locale_enter(&loc)) {
             st = LLMQ_ERR_OUT_OF_MEMORY;

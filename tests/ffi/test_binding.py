@@ -932,6 +932,36 @@ def test_no_leaks_over_10000_cycles():
     print(f"  10,000 cycles: RSS growth {growth} bytes (bound 2 MiB)")
 
 
+
+def test_plan():
+    """Plan: candidates by name, tensors from arrays, solve under a budget, the recipe."""
+    rng = np.random.default_rng(4)
+    with llmq.Context("cpu") as ctx, tempfile.TemporaryDirectory() as tmp:
+        p = llmq.Plan(ctx, "w8,w2g32")
+        assert p.candidates() == ["w8", "w2g32"]
+        for i in range(3):
+            w = rng.standard_normal((8, 32)).astype(np.float32)
+            x = rng.standard_normal((40, 32)).astype(np.float32) if i else None
+            p.add_tensor(f"layers.{i}.weight", w, x)
+        assert len(p) == 3 and p.names()[2] == "layers.2.weight"
+        s = p.sensitivity(1, 0)
+        assert s.bits == 10.0 and s.calibrated and 0 < s.error < 1e-3 and s.sqnr_db > 35, s
+        assert not p.sensitivity(0, 1).calibrated
+        expect(llmq.InvalidArgError, lambda: p.solve(3.0), "below the cheapest assignment")
+        objective, bits, exact = p.solve(6.0)
+        assert bits == 6.0 and exact and objective > 0, (objective, bits)
+        assert list(p.choices().values()).count("w8") == 1, p.choices()  # 10 + 4 + 4 bits
+        path = os.path.join(tmp, "plan.yaml")
+        p.write_recipe(path)
+        r = llmq.Recipe(ctx, path)
+        for name, cand in p.choices().items():
+            want = "s8" if cand == "w8" else "u2"
+            assert r.resolve(name).weight.dtype == want, (name, cand)
+        expect(llmq.InvalidArgError, lambda: p.add_candidates("w5"), "expected w<bits>")
+        r.close()
+        p.close()
+
+
 def main():
     global args, np, llmq
     ap = argparse.ArgumentParser()
