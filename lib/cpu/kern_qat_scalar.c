@@ -6,25 +6,7 @@
 
 #include "cpu/rows.h"
 #include "cpu/cpu_backends.h"
-#include "quant/rounding.h"
-
-/* Columns per step, as in kern_scalar.c: bounds the stack buffers. */
-#define CHUNK 256
-
-/* Zero point of parameter p as an integer code. A float zero point (the learnable one of LSQ)
- * is rounded half to even and clamped onto the grid, as PyTorch's learnable forward does;
- * clamping first is exact (rounding is monotonic, the bounds are integers). */
-static int32_t zero_point_of(const llmq_fq_job *job, int64_t p)
-{
-    if (job->zero_point == NULL)
-        return job->zero_point_default;
-    if (job->zero_point_dtype == LLMQ_DTYPE_S32)
-        return ((const int32_t *)job->zero_point)[p];
-    float z = ((const float *)job->zero_point)[p];
-    z = z >= (float)job->qmin ? z : (float)job->qmin;
-    z = z <= (float)job->qmax ? z : (float)job->qmax;
-    return (int32_t)llmq_round_half_even(z);
-}
+#include "cpu/qat_params.h"
 
 /* For each element of a run sharing (scale, zp), with [lo, hi] = [qmin - zp, qmax - zp]:
  *   rq = round(clamp(v, lo - 1, hi + 1)),  v = x * (1 / scale) (pytorch) or x / scale (onnx).
@@ -136,22 +118,22 @@ static llmq_status fake_quantize_pass(const llmq_fq_job *job, bool backward, int
     double *acc_zp = want_params ? job->acc + job->nparams : NULL;
     for (int64_t p = 0; want_params && p < 2 * job->nparams; p++)
         job->acc[p] = 0.0;
-    float xbuf[CHUNK], dybuf[CHUNK], outbuf[CHUNK], rq[CHUNK];
+    float xbuf[LLMQ_FQ_CHUNK], dybuf[LLMQ_FQ_CHUNK], outbuf[LLMQ_FQ_CHUNK], rq[LLMQ_FQ_CHUNK];
     double unused[2];
     for (int64_t r = 0; r < job->rows; r++) {
         const char *xrow = (const char *)job->x + (size_t)r * job->x_stride;
         const char *dyrow = backward ? (const char *)job->dy + (size_t)r * job->dy_stride : NULL;
         char *orow = (char *)job->out + (size_t)r * job->out_stride;
         const int64_t base = llmq_param_row_base(&job->map, r);
-        for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
-            const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
+        for (int64_t c0 = 0; c0 < job->cols; c0 += LLMQ_FQ_CHUNK) {
+            const int64_t n = job->cols - c0 < LLMQ_FQ_CHUNK ? job->cols - c0 : LLMQ_FQ_CHUNK;
             const float *x = llmq_cpu_load_f32(xrow, job->x_dtype, c0, n, xbuf);
             const float *dy =
                 backward ? llmq_cpu_load_f32(dyrow, job->dy_dtype, c0, n, dybuf) : NULL;
             float *out = llmq_cpu_out_f32(orow, job->out_dtype, c0, outbuf);
             for (run rn = {0, 0, 0}; next_run(job, base, c0, n, &rn);) {
                 const float s = job->scale[rn.p];
-                const int32_t zp = zero_point_of(job, rn.p);
+                const int32_t zp = llmq_fq_zero_point(job, rn.p);
                 const float lo = (float)(job->qmin - zp), hi = (float)(job->qmax - zp);
                 const uint64_t index0 = (uint64_t)(r * job->cols + c0 + rn.c);
                 /* the whole run is read into rq before out is written: y may be x itself */
