@@ -79,7 +79,8 @@ static void forward_run(const float *rq, int64_t n, float s, float lo, float hi,
  *   inside:  dscale += ((dy * (xfq - x)) * inv) * gf, xfq = (q - zp) * scale;  dzp += 0
  *   below:   dscale += (dy * (qmin - zp)) * gf;   dzp += ((dy * -1) * scale) * gf
  *   above:   dscale += (dy * (qmax - zp)) * gf;   dzp as below
- * and summed in double, so the sums do not depend on how the elements are split. */
+ * and summed in double in the lanes of qat_params.h, so the sums do not depend on how the
+ * elements are split. */
 static void backward_run(const llmq_fq_job *job, const float *x, const float *dy, const float *rq,
                          int64_t n, float s, float lo, float hi, float *dx, double *sum_scale,
                          double *sum_zp)
@@ -92,21 +93,21 @@ static void backward_run(const llmq_fq_job *job, const float *x, const float *dy
             dx[i] = dy[i] * (float)(rq[i] >= lo && rq[i] <= hi);
         return;
     }
-    double ss = 0.0, sz = 0.0;
+    double ss[LLMQ_FQ_LANES] = {0}, sz[LLMQ_FQ_LANES] = {0};
     for (int64_t i = 0; i < n; i++) {
         const float g = dy[i]; /* read before dx[i] is written: dx may be dy itself */
         const bool inside = rq[i] >= lo && rq[i] <= hi;
         if (inside) {
             const float d = g * (rq[i] * s - x[i]);
-            ss += (double)((onnx ? d / s : d * inv) * gf);
+            ss[i % LLMQ_FQ_LANES] += (double)((onnx ? d / s : d * inv) * gf);
         } else {
-            ss += (double)((g * (rq[i] < lo ? lo : hi)) * gf);
-            sz += (double)(((g * -1.0f) * s) * gf);
+            ss[i % LLMQ_FQ_LANES] += (double)((g * (rq[i] < lo ? lo : hi)) * gf);
+            sz[i % LLMQ_FQ_LANES] += (double)(((g * -1.0f) * s) * gf);
         }
         dx[i] = g * (float)inside;
     }
-    *sum_scale += ss;
-    *sum_zp += sz;
+    *sum_scale += llmq_fq_lanes_sum(ss);
+    *sum_zp += llmq_fq_lanes_sum(sz);
 }
 
 /* Both passes: rows in chunks, each chunk in runs of one parameter. The forward writes y; the

@@ -11,6 +11,17 @@
  * CPU tier uses this chunking to give the reference's sums bit for bit. */
 #define LLMQ_FQ_CHUNK 256
 
+/* The LSQ sums of a run: element i of the run goes into partial sum i % LLMQ_FQ_LANES (in
+ * double), and the partial sums are added pairwise at the run's end (llmq_fq_lanes_sum): an
+ * order every tier follows, so a SIMD tier adds 8 terms at a time and still gives the
+ * reference's bits. */
+#define LLMQ_FQ_LANES 8
+
+static inline double llmq_fq_lanes_sum(const double *v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
 /* Zero point of parameter p as an integer code. A float zero point (the learnable one of LSQ)
  * is rounded half to even and clamped onto the grid, as PyTorch's learnable forward does;
  * clamping first is exact (rounding is monotonic, the bounds are integers). */

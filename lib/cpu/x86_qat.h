@@ -9,10 +9,11 @@
  *   truncation through int32 and the reference's step;
  *   y = clamp(rq, lo, hi) * scale; dx = dy * (rq in [lo, hi]); the LSQ terms as the reference
  *   writes them.
- * The LSQ sums are the reference's too: each term is added in double in element order, per run
- * of one parameter inside a chunk of LLMQ_FQ_CHUNK columns, and each run's sum into the
- * parameter's. Only the terms are vectorized; the additions stay one chain per sum, which is
- * what makes the gradients identical on every tier. Stochastic rounding goes to the reference. */
+ * The LSQ sums are the reference's too: per run of one parameter inside a chunk of
+ * LLMQ_FQ_CHUNK columns, element i of the run into double lane i % 8 (blocks of 8 start at the
+ * run's start, so lane j of a block is the reference's lane j), the lanes added pairwise at the
+ * run's end (qat_params.h), then into the parameter's sum. Stochastic rounding goes to the
+ * reference. */
 #ifndef LLMQ_CPU_X86_QAT_H
 #define LLMQ_CPU_X86_QAT_H
 
@@ -85,18 +86,16 @@ static LLMQ_ALWAYS_INLINE __m256 xf_rq(__m256 x, const xf_par *q, int mode)
     return _mm256_sub_ps(_mm256_add_ps(t, up), down);
 }
 
-/* Where a segment's LSQ terms go: ts / tz hold one float per element of the segment. */
+/* The LSQ terms of a block (backward only). */
 typedef struct xf_terms {
-    float *ts, *tz;
-    float gf;
+    __m256 ts, tz;
 } xf_terms;
 
 /* One block of n <= 8 elements at column c: y (forward), or dx and, when terms is not NULL,
- * the LSQ terms at offset i of the segment (backward). Returns the NaN mask of x. */
+ * the LSQ terms, 0 in lanes past n (backward). Returns the NaN mask of x. */
 static LLMQ_ALWAYS_INLINE __m256 xf_block(const llmq_fq_job *job, const char *xrow,
                                           const char *dyrow, char *orow, int64_t c, int n,
-                                          const xf_par *q, int mode, const xf_terms *terms,
-                                          int64_t i)
+                                          const xf_par *q, int mode, xf_terms *terms)
 {
     const __m256 x = xf_load(xrow, job->x_dtype, c, n);
     const __m256 rq = xf_rq(x, q, mode);
@@ -113,21 +112,35 @@ static LLMQ_ALWAYS_INLINE __m256 xf_block(const llmq_fq_job *job, const char *xr
                                         _mm256_cmp_ps(rq, q->hi, _CMP_LE_OQ));
     if (terms != NULL) {
         const bool onnx = mode == XQ_EVEN_ONNX || mode == XQ_AWAY_ONNX;
-        const __m256 gf = _mm256_set1_ps(terms->gf);
+        const __m256 gf = _mm256_set1_ps(job->grad_factor);
         const __m256 d = _mm256_mul_ps(g, _mm256_sub_ps(_mm256_mul_ps(rq, q->s), x));
         const __m256 ti =
             _mm256_mul_ps(onnx ? _mm256_div_ps(d, q->s) : _mm256_mul_ps(d, q->inv), gf);
         const __m256 to = _mm256_mul_ps(_mm256_mul_ps(g, _mm256_blendv_ps(q->hi, q->lo, below)), gf);
         const __m256 tz = _mm256_mul_ps(
             _mm256_mul_ps(_mm256_mul_ps(g, _mm256_set1_ps(-1.0f)), q->s), gf);
-        float ts8[8], tz8[8];
-        _mm256_storeu_ps(ts8, _mm256_blendv_ps(to, ti, inside));
-        _mm256_storeu_ps(tz8, _mm256_andnot_ps(inside, tz)); /* +0 inside: adds nothing */
-        memcpy(terms->ts + i, ts8, sizeof(float) * (size_t)n);
-        memcpy(terms->tz + i, tz8, sizeof(float) * (size_t)n);
+        const __m256 live = _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_ps((float)n), _CMP_LT_OQ);
+        terms->ts = _mm256_and_ps(live, _mm256_blendv_ps(to, ti, inside));
+        terms->tz = _mm256_and_ps(live, _mm256_andnot_ps(inside, tz)); /* +0: adds nothing */
     }
     x86_store_float(orow, job->out_dtype, c, _mm256_mul_ps(g, _mm256_and_ps(inside, one)), n);
     return _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+}
+
+/* sum[0..4) += lanes 0..3 of v, sum[4..8) += lanes 4..7, in double. */
+static LLMQ_ALWAYS_INLINE void xf_add_lanes(__m256d *sum, __m256 v)
+{
+    sum[0] = _mm256_add_pd(sum[0], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    sum[1] = _mm256_add_pd(sum[1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline double xf_lanes_sum(const __m256d *sum)
+{
+    double v[LLMQ_FQ_LANES];
+    _mm256_storeu_pd(v, sum[0]);
+    _mm256_storeu_pd(v + 4, sum[1]);
+    return llmq_fq_lanes_sum(v);
 }
 
 static LLMQ_ALWAYS_INLINE llmq_status xf_pass(const llmq_fq_job *job, bool backward,
@@ -138,8 +151,7 @@ static LLMQ_ALWAYS_INLINE llmq_status xf_pass(const llmq_fq_job *job, bool backw
     for (int64_t p = 0; want_params && p < 2 * job->nparams; p++)
         job->acc[p] = 0.0;
     const int64_t g = job->map.col_group;
-    float ts[LLMQ_FQ_CHUNK], tz[LLMQ_FQ_CHUNK];
-    const xf_terms terms = {ts, tz, job->grad_factor};
+    xf_terms terms;
     for (int64_t r = 0; r < job->rows; r++) {
         const char *xrow = (const char *)job->x + (size_t)r * job->x_stride;
         const char *dyrow = backward ? (const char *)job->dy + (size_t)r * job->dy_stride : NULL;
@@ -154,33 +166,34 @@ static LLMQ_ALWAYS_INLINE llmq_status xf_pass(const llmq_fq_job *job, bool backw
                 end = g == 1 ? n : ((c0 + c) / g + 1) * g - c0;
                 end = end < n ? end : n;
                 const xf_par run = xf_par_run(job, p);
+                __m256d ss[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, sz[2] = {ss[0], ss[0]};
                 for (int64_t i = c; i < end; i += 8) {
                     const int m = end - i < 8 ? (int)(end - i) : 8;
                     const xf_par lanes = g == 1 ? xf_par_lanes(job, p + (i - c), m) : run;
                     /* the NaN lanes of this block, read before y was written over x */
                     const int nan = _mm256_movemask_ps(xf_block(job, xrow, dyrow, orow, c0 + i, m,
                                                                 &lanes, mode,
-                                                                want_params ? &terms : NULL, i - c));
+                                                                want_params ? &terms : NULL));
                     if (nan != 0) {
                         *bad_index = r * job->cols + c0 + i + __builtin_ctz((unsigned)nan);
                         return LLMQ_ERR_NON_FINITE;
                     }
+                    if (want_params && g == 1) { /* runs of one element each */
+                        float ts[8], tz[8];
+                        _mm256_storeu_ps(ts, terms.ts);
+                        _mm256_storeu_ps(tz, terms.tz);
+                        for (int k = 0; k < m; k++) { /* the lanes sum of one term */
+                            acc_s[p + (i - c) + k] += 0.0 + (double)ts[k];
+                            acc_z[p + (i - c) + k] += 0.0 + (double)tz[k];
+                        }
+                    } else if (want_params) {
+                        xf_add_lanes(ss, terms.ts);
+                        xf_add_lanes(sz, terms.tz);
+                    }
                 }
-                if (!want_params)
-                    continue;
-                if (g == 1) { /* runs of one element: the reference adds 0.0 + term */
-                    for (int64_t i = 0; i < end - c; i++) {
-                        acc_s[p + i] += 0.0 + (double)ts[i];
-                        acc_z[p + i] += 0.0 + (double)tz[i];
-                    }
-                } else {
-                    double ss = 0.0, sz = 0.0;
-                    for (int64_t i = 0; i < end - c; i++) {
-                        ss += (double)ts[i];
-                        sz += (double)tz[i];
-                    }
-                    acc_s[p] += ss;
-                    acc_z[p] += sz;
+                if (want_params && g != 1) {
+                    acc_s[p] += xf_lanes_sum(ss);
+                    acc_z[p] += xf_lanes_sum(sz);
                 }
             }
         }
