@@ -2,9 +2,10 @@
  * reference: x, dy and outputs in f32 / f16 / bf16, every code dtype and custom grids of 2 to 8
  * bits, symmetries, granularities (groups that do and do not divide the row), rounding and
  * numerics modes, S32 / F32 / no zero points, in place, with ties, values at and next to the
- * clipping bounds, infinities, huge and tiny values and scales, and NaN (same status, same
- * message). y, dx and the LSQ gradients dscale / dzero_point must be bit-identical, whatever the
+ * clipping bounds, infinities, huge and tiny values and scales, NaN, and scales the validation
+ * refuses (0, subnormal, negative, NaN: same status, same message). y, dx and the LSQ gradients dscale / dzero_point must be bit-identical, whatever the
  * context's thread count. SPDX-License-Identifier: MIT */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,10 +78,16 @@ static bool same(const fq_problem *p, const fq_out *got, const fq_out *want)
     return ok;
 }
 
-static int check_case(llmq_context *ctx, llmq_context *ref, const fq_case *c, uint64_t seed)
+/* bad_scale: a scale of 0, a subnormal, -1 or NaN at the last parameter, which the validation
+ * refuses with the same message on every tier (0: none). */
+static int check_case(llmq_context *ctx, llmq_context *ref, const fq_case *c, uint64_t seed,
+                      int bad_scale)
 {
     fq_problem p;
     fq_problem_make(ref, c, seed, &p);
+    static const float bad[] = {0.0f, 1e-40f, -1.0f, NAN};
+    if (bad_scale)
+        ((float *)llmq_tensor_data(p.scale))[p.nparams - 1] = bad[bad_scale - 1];
     fq_out got, want;
     run_case(ctx, &p, &got);
     run_case(ref, &p, &want);
@@ -102,7 +109,7 @@ static void random_cases_bit_equal(void **state)
     for (int it = 0; it < 400; it++) {
         fq_case c;
         fq_case_random(&rng, dims, 5, &c);
-        failed += check_case(ctx, ref, &c, test_rng_next(&rng));
+        failed += check_case(ctx, ref, &c, test_rng_next(&rng), it % 40 == 39 ? it / 40 % 4 + 1 : 0);
     }
     llmq_context_destroy(ref);
     llmq_context_destroy(ctx);
@@ -135,7 +142,7 @@ static void long_rows_bit_equal(void **state)
         c.zp_kind = 1 + it % 2;
         c.lsq = 3;
         c.rounding = (llmq_rounding)(it % 2); /* the vector paths */
-        failed += check_case(ctx, ref, &c, test_rng_next(&rng));
+        failed += check_case(ctx, ref, &c, test_rng_next(&rng), 0);
     }
     llmq_context_destroy(ref);
     llmq_context_destroy(ctx);
