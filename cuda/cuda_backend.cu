@@ -1,5 +1,6 @@
 /* cuda_backend.cu - the CUDA backend's vtable: device and tier choice, device memory,
- * streams, deferred NaN reports, and the dispatch of quantize and matmul jobs to the kernels.
+ * streams, deferred NaN reports, and the dispatch of quantize, fake-quant and matmul jobs to the
+ * kernels.
  * SPDX-License-Identifier: MIT */
 #include <stdarg.h>
 #include <stdio.h>
@@ -314,6 +315,25 @@ static llmq_status quantize_dynamic(llmq_backend *be, const llmq_quant_job *job,
     return launch_quantize_dynamic(s, job, symmetry, nparams, scale, zero_point);
 }
 
+static llmq_status fake_quantize(llmq_backend *be, const llmq_fq_job *job, int64_t *bad_index)
+{
+    (void)bad_index; /* NaN: deferred to sync */
+    state *s = get(be);
+    LLMQ_TRY(enter(s));
+    s->nan_pending = true;
+    return launch_fake_quantize(s, job, false);
+}
+
+static llmq_status fake_quantize_backward(llmq_backend *be, const llmq_fq_job *job,
+                                          int64_t *bad_index)
+{
+    (void)bad_index;
+    state *s = get(be);
+    LLMQ_TRY(enter(s));
+    s->nan_pending = true;
+    return launch_fake_quantize(s, job, true);
+}
+
 static llmq_status matmul(llmq_backend *be, const llmq_matmul_job *job)
 {
     state *s = get(be);
@@ -343,6 +363,8 @@ llmq_backend_ops make_ops()
     o.dequantize = llmq_cuda::dequantize;
     o.range = llmq_cuda::range;
     o.matmul = llmq_cuda::matmul;
+    o.fake_quantize = llmq_cuda::fake_quantize;
+    o.fake_quantize_backward = llmq_cuda::fake_quantize_backward;
     o.device = true;
     o.open = llmq_cuda::be_open;
     o.close = llmq_cuda::be_close;
@@ -366,6 +388,7 @@ const llmq_cuda_module_info module_info = {
     (uint32_t)sizeof(llmq_backend_ops),
     (uint32_t)sizeof(llmq_quant_job),
     (uint32_t)sizeof(llmq_matmul_job),
+    (uint32_t)sizeof(llmq_fq_job),
     &cuda_ops,
     LLMQ_CUDA_ARCHS,
 };

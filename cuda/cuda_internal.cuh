@@ -59,6 +59,9 @@ llmq_status launch_dequantize(state *s, const llmq_quant_job *job);
 llmq_status launch_range(state *s, const llmq_quant_job *job, float *lo, float *hi);
 llmq_status launch_quantize_dynamic(state *s, const llmq_quant_job *job, llmq_symmetry sym,
                                     int64_t nparams, float *scale, int32_t *zero_point);
+/* Fake-quant forward, or backward (dx, and the LSQ sums when dscale / dzero_point are wanted;
+ * partial sums in the workspace). */
+llmq_status launch_fake_quantize(state *s, const llmq_fq_job *job, bool backward);
 /* Integer GEMM on the tier's tensor-core kernels; false through *taken when the job is not
  * one they serve (the caller then runs the generic kernel). */
 llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *job, bool *taken);
@@ -142,6 +145,30 @@ __device__ __forceinline__ int32_t requant(float v, int32_t zp, int32_t qmin, in
     v = v >= lo ? v : lo;
     v = v <= hi ? v : hi;
     return __float2int_rn(v) + zp;
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The rounding modes of lib/quant/rounding.h, on values already clamped to the grid. */
+__device__ __forceinline__ float round_mode(float v, llmq_rounding mode, uint64_t seed,
+                                            uint64_t index)
+{
+    if (mode == LLMQ_ROUNDING_HALF_AWAY) {
+        const float t = truncf(v);
+        const float d = __fsub_rn(v, t);
+        return __fsub_rn(__fadd_rn(t, (float)(d >= 0.5f)), (float)(d <= -0.5f));
+    }
+    if (mode == LLMQ_ROUNDING_STOCHASTIC) {
+        const uint64_t r = mix64(seed ^ mix64(index + 0x9e3779b97f4a7c15ull));
+        const double u = (double)(r >> 11) * 0x1p-53;
+        return (float)floor(__dadd_rn((double)v, u));
+    }
+    return rintf(v);
 }
 
 /* Smallest flat index of a NaN, for the deferred LLMQ_ERR_NON_FINITE. */

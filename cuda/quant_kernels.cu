@@ -17,30 +17,6 @@ namespace {
 constexpr int UNIT = 8;
 constexpr int THREADS = 256;
 
-__device__ __forceinline__ uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* The rounding modes of lib/quant/rounding.h, on values already clamped to the grid. */
-__device__ __forceinline__ float round_mode(float v, llmq_rounding mode, uint64_t seed,
-                                            uint64_t index)
-{
-    if (mode == LLMQ_ROUNDING_HALF_AWAY) {
-        const float t = truncf(v);
-        const float d = __fsub_rn(v, t);
-        return __fsub_rn(__fadd_rn(t, (float)(d >= 0.5f)), (float)(d <= -0.5f));
-    }
-    if (mode == LLMQ_ROUNDING_STOCHASTIC) {
-        const uint64_t r = mix64(seed ^ mix64(index + 0x9e3779b97f4a7c15ull));
-        const double u = (double)(r >> 11) * 0x1p-53;
-        return (float)floor(__dadd_rn((double)v, u));
-    }
-    return rintf(v);
-}
-
 /* One parameter pair in the form the quantize loop wants. */
 struct qparam {
     float scale, inv, lo, hi;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run staged CUDA binaries on a GPU machine without a package registry: unpack Debian's
-# libcmocka (and libyaml) packages into a private prefix, then run the CUDA tests for both
-# tiers and the benchmark. Results go to $OUT (default /tmp/llmq-out).
+# libcmocka (and libyaml) packages into a private prefix, then run the CUDA tests (both
+# tiers, then fake quantization) and the benchmark. Results go to $OUT (default /tmp/llmq-out).
 # usage: cuda_run.sh STAGE_DIR DEBS_DIR [tests] [bench [bench args...]]
 set -u
 stage=$(cd "$1" && pwd) debs=$2
@@ -29,6 +29,12 @@ while [ $# -gt 0 ]; do
             [ $r -eq 0 ] || rc=1
         done
         unset LLMQ_CUDA_ARCH
+        echo "== test_cuda_qat"
+        timeout 300 "$stage/test_cuda_qat" > "$out/test_cuda_qat.log" 2>&1
+        r=$?
+        grep -E "backend|PASSED|FAILED|ERROR|skipped|Failure|got|error" "$out/test_cuda_qat.log" | head -60
+        echo "exit $r"
+        [ $r -eq 0 ] || rc=1
         shift ;;
     bench)
         shift

@@ -6,6 +6,7 @@ set -eu
 build=$1 dest=$2
 mkdir -p "$dest/lib"
 cp -a "$build"/lib/libllmq.so* "$build/lib/libllmq-cuda.so" "$dest/lib/"
-cp "$build/tests/test_cuda" "$build/benchmarks/llmq-bench-cuda" "$build/src/llmq" "$dest/"
+cp "$build/tests/test_cuda" "$build/tests/test_cuda_qat" "$build/benchmarks/llmq-bench-cuda" \
+   "$build/src/llmq" "$dest/"
 cp "$(dirname "$0")/cuda_run.sh" "$dest/"
 du -sh "$dest"

@@ -1,7 +1,8 @@
 /* cmd_bench.c - `llmq bench quantize`: quantize throughput next to memcpy bandwidth measured
  * in the same run (`llmq bench observe` is in cmd_calib.c); `llmq bench gemm`: the matmul
  * kernels on the issue's shapes, 1 and 2 threads, weights hot and cold, next to the read
- * bandwidth measured in the same run. SPDX-License-Identifier: MIT */
+ * bandwidth measured in the same run; `llmq bench qat`: fake quantization on the context's CPU
+ * tier against the scalar reference. SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,113 @@ static int bench_gemm(int argc, char **argv)
     return st == LLMQ_OK ? 0 : 1;
 }
 
+/* ---- llmq bench qat: fake quantization on the context's CPU tier against the scalar one ---- */
+
+typedef struct qat_case {
+    const char *name;
+    llmq_granularity granularity;
+    int64_t group;
+    int backward; /* 0 forward, 1 STE backward, 2 backward with LSQ dscale */
+} qat_case;
+
+static const qat_case qat_cases[] = {
+    {"forward per-channel s4", LLMQ_GRANULARITY_PER_CHANNEL, 0, 0},
+    {"forward g128 s4", LLMQ_GRANULARITY_PER_GROUP, 128, 0},
+    {"backward STE per-channel s4", LLMQ_GRANULARITY_PER_CHANNEL, 0, 1},
+    {"backward LSQ per-channel s4", LLMQ_GRANULARITY_PER_CHANNEL, 0, 2},
+};
+
+/* Best time of reps calls of one case on ctx; the parameters are those of one dynamic pass. */
+static llmq_status time_qat(llmq_context *ctx, const qat_case *c, const llmq_tensor *x, int reps,
+                            double *seconds)
+{
+    const int64_t shape[2] = {llmq_tensor_dim(x, 0), llmq_tensor_dim(x, 1)};
+    llmq_scheme *s = NULL;
+    llmq_tensor *q = NULL, *y = NULL, *ds = NULL;
+    llmq_status st = llmq_scheme_create(ctx, LLMQ_DTYPE_S4, &s);
+    if (st == LLMQ_OK)
+        st = llmq_scheme_set_granularity(s, c->granularity);
+    if (st == LLMQ_OK && c->group)
+        st = llmq_scheme_set_group_size(s, c->group);
+    if (st == LLMQ_OK)
+        st = llmq_tensor_create_quantized(ctx, s, 2, shape, &q);
+    if (st == LLMQ_OK)
+        st = llmq_quantize_dynamic(ctx, x, q);
+    if (st == LLMQ_OK)
+        st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &y);
+    const llmq_tensor *scale = q != NULL ? llmq_tensor_scale(q) : NULL;
+    int64_t pshape[2] = {0, 0};
+    for (int32_t d = 0; scale != NULL && d < llmq_tensor_ndim(scale); d++)
+        pshape[d] = llmq_tensor_dim(scale, d);
+    if (st == LLMQ_OK && c->backward == 2)
+        st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, llmq_tensor_ndim(scale), pshape, &ds);
+    *seconds = 1e30;
+    for (int i = 0; i < reps && st == LLMQ_OK; i++) {
+        const double t0 = cli_now();
+        /* x stands in for dy in the backward: only the time matters here */
+        st = c->backward ? llmq_fake_quantize_backward(ctx, x, s, scale, NULL, x, 1.0f, y, ds, NULL)
+                         : llmq_fake_quantize(ctx, x, s, scale, NULL, y);
+        const double dt = cli_now() - t0;
+        *seconds = dt < *seconds ? dt : *seconds;
+    }
+    llmq_tensor_destroy(ds);
+    llmq_tensor_destroy(y);
+    llmq_tensor_destroy(q);
+    llmq_scheme_destroy(s);
+    return st;
+}
+
+static int bench_qat(int argc, char **argv)
+{
+    int64_t rows = 4096, cols = 4096;
+    int reps = 5;
+    if (cli_bench_options("qat", argc, argv, &rows, &cols, &reps) != 0)
+        return 2;
+    llmq_context *ctx = NULL, *ref = NULL;
+    llmq_context_options o;
+    llmq_status st = llmq_context_create(&ctx, "cpu");
+    if (st == LLMQ_OK)
+        st = llmq_context_options_defaults(&o, sizeof o);
+    if (st == LLMQ_OK) {
+        o.backend = "cpu";
+        o.max_isa = LLMQ_CPU_ISA_SCALAR;
+        st = llmq_context_create_with_options(&ref, &o);
+    }
+    const int64_t shape[2] = {rows, cols};
+    llmq_tensor *x = NULL;
+    if (st == LLMQ_OK)
+        st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &x);
+    if (st != LLMQ_OK) {
+        const int rc = cli_fail(ref != NULL ? ref : ctx, "setup", st);
+        llmq_context_destroy(ref);
+        llmq_context_destroy(ctx);
+        return rc;
+    }
+    synth_weights(llmq_tensor_data(x), rows, cols, 7);
+    const size_t bytes = (size_t)(rows * cols) * sizeof(float);
+    printf("llmq bench qat: %lldx%lld f32, best of %d, tier %s, peer cpu-scalar, one thread\n",
+           (long long)rows, (long long)cols, reps, llmq_context_backend_name(ctx));
+    printf("%-30s %10s %16s %10s\n", "case", "GB/s", "peer", "ratio");
+    for (size_t i = 0; i < sizeof qat_cases / sizeof qat_cases[0] && st == LLMQ_OK; i++) {
+        double t, tr;
+        st = time_qat(ctx, &qat_cases[i], x, reps, &t);
+        if (st == LLMQ_OK)
+            st = time_qat(ref, &qat_cases[i], x, reps, &tr);
+        if (st != LLMQ_OK) {
+            cli_fail(ctx, qat_cases[i].name, st);
+            break;
+        }
+        /* GB/s of x read, the same unit for both */
+        const double gbs = (double)bytes / t / 1e9, peer = (double)bytes / tr / 1e9;
+        printf("%-30s %10.2f %9s %6.2f %10.2f\n", qat_cases[i].name, gbs, "scalar", peer,
+               gbs / peer);
+    }
+    llmq_tensor_destroy(x);
+    llmq_context_destroy(ref);
+    llmq_context_destroy(ctx);
+    return st == LLMQ_OK ? 0 : 1;
+}
+
 int llmq_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "quantize") == 0)
@@ -183,6 +291,8 @@ int llmq_cmd_bench(int argc, char **argv)
         return llmq_cmd_bench_model(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "observe") == 0)
         return cli_bench_observe(argc - 1, argv + 1);
-    fprintf(stderr, "usage: llmq bench quantize|gemm|observe|model [options]\n");
+    if (argc >= 1 && strcmp(argv[0], "qat") == 0)
+        return bench_qat(argc - 1, argv + 1);
+    fprintf(stderr, "usage: llmq bench quantize|gemm|observe|model|qat [options]\n");
     return 2;
 }

@@ -27,6 +27,7 @@ static void usage(FILE *f)
                "                     budget (mixed precision); writes a recipe\n"
                "  bench observe      observer throughput next to memcpy bandwidth\n"
                "  bench gemm         matmul kernels (W8A8, W8A16, W4A16, W4A8), 1 and 2 threads\n"
+               "  bench qat          fake-quant forward / backward, CPU tier against scalar\n"
                "  help               this text\n");
 }
 

@@ -1288,6 +1288,13 @@ def _params(value, dtype):
     return np.atleast_1d(a.astype(dtype))
 
 
+def _empty_like_memory(ctx, t, dtype, shape):
+    """A new tensor in the memory (host or device) of tensor t."""
+    if t.memory == "device":
+        return Tensor.empty_device(ctx, dtype, shape)
+    return Tensor.empty(ctx, dtype, shape)
+
+
 def fake_quantize(x, scheme, scale, zero_point=None, *, out=None, ctx=None):
     """Fake quantization, the forward of quantization-aware training (docs/qat.md):
     y = (clamp(round(x / scale) + zp, qmin, qmax) - zp) * scale, in float, with the scheme's
@@ -1298,13 +1305,15 @@ def fake_quantize(x, scheme, scale, zero_point=None, *, out=None, ctx=None):
     group); a Python number for one parameter. zero_point: int32 codes, float32 values (the
     learnable zero point, rounded half to even and clamped to the grid), or None (the scheme's
     symmetric zero point). Returns a new tensor of x's dtype and shape, or writes `out` (a
-    float Tensor or array of x's shape, x itself included) and returns it."""
+    float Tensor or array of x's shape, x itself included) and returns it. On a CUDA context x
+    may be a device Tensor (then scale and zero_point are device Tensors too, and so is the
+    result)."""
     ctx = _context_of(ctx, x, scheme, out)
     with _Args(ctx) as arg:
         tx = arg(x, "x")
         ts, tz = arg(_params(scale, np.float32), "scale"), arg(_params(zero_point, None),
                                                                 "zero_point")
-        y = arg(out, "out", writable=True) or Tensor.empty(ctx, tx.dtype, tx.shape)
+        y = arg(out, "out", writable=True) or _empty_like_memory(ctx, tx, tx.dtype, tx.shape)
         _call(ctx, "llmq_fake_quantize", ctx.ptr, tx.ptr, scheme.ptr, ts.ptr,
               tz.ptr if tz is not None else None, y.ptr)
     return out if out is not None else y
@@ -1319,15 +1328,16 @@ def fake_quantize_backward(x, scheme, scale, zero_point, dy, *, grad_factor=1.0,
     dscale (when scale_grad) and dzero_point (when zero_point_grad and zero_point is not None):
     LSQ's gradients, float32 in scale's shape, summed over each parameter's elements and
     multiplied by grad_factor (finite; LSQ suggests 1 / sqrt(elements per parameter * qmax));
-    None when not computed."""
+    None when not computed. Device Tensors in, device Tensors out (as fake_quantize)."""
     ctx = _context_of(ctx, x, scheme, dy)
     with _Args(ctx) as arg:
         tx, tdy = arg(x, "x"), arg(dy, "dy")
         ts, tz = arg(_params(scale, np.float32), "scale"), arg(_params(zero_point, None),
                                                                 "zero_point")
-        dx = Tensor.empty(ctx, tdy.dtype, tx.shape)
-        ds = Tensor.empty(ctx, "f32", ts.shape) if scale_grad else None
-        dz = Tensor.empty(ctx, "f32", ts.shape) if zero_point_grad and tz is not None else None
+        dx = _empty_like_memory(ctx, tx, tdy.dtype, tx.shape)
+        ds = _empty_like_memory(ctx, tx, "f32", ts.shape) if scale_grad else None
+        dz = (_empty_like_memory(ctx, tx, "f32", ts.shape)
+              if zero_point_grad and tz is not None else None)
         _call(ctx, "llmq_fake_quantize_backward", ctx.ptr, tx.ptr, scheme.ptr, ts.ptr,
               tz.ptr if tz is not None else None, tdy.ptr, float(grad_factor), dx.ptr,
               ds.ptr if ds is not None else None, dz.ptr if dz is not None else None)

@@ -27,6 +27,9 @@ extern "C" {
  * numerics mode, so y equals llmq_dequantize(llmq_quantize(x)) bit for bit. This is PyTorch's
  * fake_quantize_per_tensor_affine / fake_quantize_per_channel_affine, and with a float zero
  * point its _fake_quantize_learnable_* forward (docs/qat.md). ±Inf saturates; NaN is an error.
+ * Every tensor lives in host memory, or every one in device memory on a CUDA context (then the
+ * device runs it, y bit-identical to the CPU's; the scale and zero-point values are not
+ * checked, and a NaN is reported by the next llmq_context_sync()).
  * @param ctx         context for messages; its backend runs the kernel
  * @param x           F32, F16 or BF16
  * @param scheme      borrowed for the call; its granularity, axis and group size shape the
@@ -41,9 +44,10 @@ extern "C" {
  *                    stride), must not otherwise overlap an input
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (a NULL argument, dtypes, shapes, parameter shapes,
  *         a scale that is not a positive normal float, an S32 zero point off the grid, a
- *         non-finite F32 zero point, overlapping tensors); LLMQ_ERR_NON_FINITE (a NaN in x; the
- *         message gives its flat index; y is then undefined); LLMQ_ERR_UNSUPPORTED (the
- *         context's backend has no fake-quant kernel)
+ *         non-finite F32 zero point, overlapping tensors, host and device tensors mixed);
+ *         LLMQ_ERR_NON_FINITE (a NaN in x; the message gives its flat index; y is then
+ *         undefined); LLMQ_ERR_UNSUPPORTED (the context's backend has no fake-quant kernel,
+ *         device tensors on a context without a device); LLMQ_ERR_BACKEND (a device failure)
  * @thread ctx-exclusive
  * @since 0.2
  */
@@ -68,8 +72,11 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_fake_quantize(llmq_context *ctx, const 
  *    (PyTorch's _fake_quantize_learnable_per_tensor_affine / _per_channel_affine backward).
  *
  * The outputs are overwritten, not accumulated. Elements of dy are not checked: NaN and Inf
- * propagate as in float arithmetic. docs/qat.md lists what is matched exactly.
- * @param ctx          context for messages and the sums' scratch memory
+ * propagate as in float arithmetic. docs/qat.md lists what is matched exactly. Device tensors
+ * as for llmq_fake_quantize(); there dx is bit-identical to the CPU's and the sums are taken
+ * in a fixed order of their own, within docs/qat.md's bound of the CPU's.
+ * @param ctx          context for messages and the sums' scratch memory (its workspace on
+ *                     the device)
  * @param x            the forward's input, as for llmq_fake_quantize()
  * @param scheme       the forward's scheme; borrowed for the call
  * @param scale        the forward's scale tensor

@@ -132,7 +132,8 @@ typedef struct llmq_fq_job {
     float *dscale, *dzero_point;
     float grad_factor;        /* multiplies every element's dscale / dzero_point term */
     double *acc;              /* host scratch of 2 * nparams doubles for the two sums, given
-                                 when dscale or dzero_point is wanted; CPU kernels use it */
+                                 to CPU kernels when dscale or dzero_point is wanted; NULL for
+                                 a device backend (its workspace holds the partial sums) */
 } llmq_fq_job;
 
 /* Histograms of the calibration observers over the same rows x cols view: one row of `bins`
@@ -198,7 +199,8 @@ typedef struct llmq_backend_ops {
      * (LLMQ_ERR_UNSUPPORTED; CPU tiers fall back to the scalar kernel, lib/quant/qat.c). */
     llmq_status (*fake_quantize)(llmq_backend *be, const llmq_fq_job *job, int64_t *bad_index);
     /* Fake-quant backward: out = dx (straight-through estimator with the clipping mask), and
-     * when wanted dscale / dzero_point (LSQ, summed per parameter). NaN in x: as quantize. */
+     * when wanted dscale / dzero_point (LSQ, summed per parameter). NaN in x: as quantize.
+     * Device backends defer the NaN of both slots to sync, like quantize. */
     llmq_status (*fake_quantize_backward)(llmq_backend *be, const llmq_fq_job *job,
                                           int64_t *bad_index);
     /* ---- Device backends (the CUDA module). Every slot below is optional and NULL on the

@@ -100,7 +100,8 @@ llmq_status llmq_cuda_load(llmq_backend *be, void **module, char *why, size_t wh
         info->backend_ops_version != LLMQ_BACKEND_OPS_VERSION ||
         info->sizeof_ops != sizeof(llmq_backend_ops) ||
         info->sizeof_quant_job != sizeof(llmq_quant_job) ||
-        info->sizeof_matmul_job != sizeof(llmq_matmul_job) || info->ops == NULL ||
+        info->sizeof_matmul_job != sizeof(llmq_matmul_job) ||
+        info->sizeof_fq_job != sizeof(llmq_fq_job) || info->ops == NULL ||
         info->ops->open == NULL) {
         snprintf(why, why_size,
                  "module ABI mismatch: %s (abi %u, ops %u bytes) was built from another llmq "

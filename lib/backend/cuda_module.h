@@ -12,7 +12,7 @@
 #include "backend/backend.h"
 
 /* Bumped whenever the meaning of a shared struct or slot changes without changing its size. */
-#define LLMQ_CUDA_MODULE_ABI 1
+#define LLMQ_CUDA_MODULE_ABI 2
 
 /* The one symbol the module exports (extern "C", default visibility). */
 #define LLMQ_CUDA_MODULE_ENTRY "llmq_cuda_module_entry"
@@ -23,6 +23,7 @@ typedef struct llmq_cuda_module_info {
     uint32_t sizeof_ops;          /* sizeof(llmq_backend_ops) */
     uint32_t sizeof_quant_job;    /* sizeof(llmq_quant_job) */
     uint32_t sizeof_matmul_job;   /* sizeof(llmq_matmul_job) */
+    uint32_t sizeof_fq_job;       /* sizeof(llmq_fq_job) (since ABI 2) */
     const llmq_backend_ops *ops;  /* the module's table */
     const char *archs;            /* compiled SM architectures, e.g. "75 80 86 89 90" */
 } llmq_cuda_module_info;

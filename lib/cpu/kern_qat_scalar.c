@@ -6,25 +6,7 @@
 
 #include "cpu/rows.h"
 #include "cpu/cpu_backends.h"
-#include "quant/rounding.h"
-
-/* Columns per step, as in kern_scalar.c: bounds the stack buffers. */
-#define CHUNK 256
-
-/* Zero point of parameter p as an integer code. A float zero point (the learnable one of LSQ)
- * is rounded half to even and clamped onto the grid, as PyTorch's learnable forward does;
- * clamping first is exact (rounding is monotonic, the bounds are integers). */
-static int32_t zero_point_of(const llmq_fq_job *job, int64_t p)
-{
-    if (job->zero_point == NULL)
-        return job->zero_point_default;
-    if (job->zero_point_dtype == LLMQ_DTYPE_S32)
-        return ((const int32_t *)job->zero_point)[p];
-    float z = ((const float *)job->zero_point)[p];
-    z = z >= (float)job->qmin ? z : (float)job->qmin;
-    z = z <= (float)job->qmax ? z : (float)job->qmax;
-    return (int32_t)llmq_round_half_even(z);
-}
+#include "cpu/qat_params.h"
 
 /* For each element of a run sharing (scale, zp), with [lo, hi] = [qmin - zp, qmax - zp]:
  *   rq = round(clamp(v, lo - 1, hi + 1)),  v = x * (1 / scale) (pytorch) or x / scale (onnx).
@@ -97,7 +79,8 @@ static void forward_run(const float *rq, int64_t n, float s, float lo, float hi,
  *   inside:  dscale += ((dy * (xfq - x)) * inv) * gf, xfq = (q - zp) * scale;  dzp += 0
  *   below:   dscale += (dy * (qmin - zp)) * gf;   dzp += ((dy * -1) * scale) * gf
  *   above:   dscale += (dy * (qmax - zp)) * gf;   dzp as below
- * and summed in double, so the sums do not depend on how the elements are split. */
+ * and summed in double in the lanes of qat_params.h, so the sums do not depend on how the
+ * elements are split. */
 static void backward_run(const llmq_fq_job *job, const float *x, const float *dy, const float *rq,
                          int64_t n, float s, float lo, float hi, float *dx, double *sum_scale,
                          double *sum_zp)
@@ -110,21 +93,21 @@ static void backward_run(const llmq_fq_job *job, const float *x, const float *dy
             dx[i] = dy[i] * (float)(rq[i] >= lo && rq[i] <= hi);
         return;
     }
-    double ss = 0.0, sz = 0.0;
+    double ss[LLMQ_FQ_LANES] = {0}, sz[LLMQ_FQ_LANES] = {0};
     for (int64_t i = 0; i < n; i++) {
         const float g = dy[i]; /* read before dx[i] is written: dx may be dy itself */
         const bool inside = rq[i] >= lo && rq[i] <= hi;
         if (inside) {
             const float d = g * (rq[i] * s - x[i]);
-            ss += (double)((onnx ? d / s : d * inv) * gf);
+            ss[i % LLMQ_FQ_LANES] += (double)((onnx ? d / s : d * inv) * gf);
         } else {
-            ss += (double)((g * (rq[i] < lo ? lo : hi)) * gf);
-            sz += (double)(((g * -1.0f) * s) * gf);
+            ss[i % LLMQ_FQ_LANES] += (double)((g * (rq[i] < lo ? lo : hi)) * gf);
+            sz[i % LLMQ_FQ_LANES] += (double)(((g * -1.0f) * s) * gf);
         }
         dx[i] = g * (float)inside;
     }
-    *sum_scale += ss;
-    *sum_zp += sz;
+    *sum_scale += llmq_fq_lanes_sum(ss);
+    *sum_zp += llmq_fq_lanes_sum(sz);
 }
 
 /* Both passes: rows in chunks, each chunk in runs of one parameter. The forward writes y; the
@@ -136,22 +119,22 @@ static llmq_status fake_quantize_pass(const llmq_fq_job *job, bool backward, int
     double *acc_zp = want_params ? job->acc + job->nparams : NULL;
     for (int64_t p = 0; want_params && p < 2 * job->nparams; p++)
         job->acc[p] = 0.0;
-    float xbuf[CHUNK], dybuf[CHUNK], outbuf[CHUNK], rq[CHUNK];
+    float xbuf[LLMQ_FQ_CHUNK], dybuf[LLMQ_FQ_CHUNK], outbuf[LLMQ_FQ_CHUNK], rq[LLMQ_FQ_CHUNK];
     double unused[2];
     for (int64_t r = 0; r < job->rows; r++) {
         const char *xrow = (const char *)job->x + (size_t)r * job->x_stride;
         const char *dyrow = backward ? (const char *)job->dy + (size_t)r * job->dy_stride : NULL;
         char *orow = (char *)job->out + (size_t)r * job->out_stride;
         const int64_t base = llmq_param_row_base(&job->map, r);
-        for (int64_t c0 = 0; c0 < job->cols; c0 += CHUNK) {
-            const int64_t n = job->cols - c0 < CHUNK ? job->cols - c0 : CHUNK;
+        for (int64_t c0 = 0; c0 < job->cols; c0 += LLMQ_FQ_CHUNK) {
+            const int64_t n = job->cols - c0 < LLMQ_FQ_CHUNK ? job->cols - c0 : LLMQ_FQ_CHUNK;
             const float *x = llmq_cpu_load_f32(xrow, job->x_dtype, c0, n, xbuf);
             const float *dy =
                 backward ? llmq_cpu_load_f32(dyrow, job->dy_dtype, c0, n, dybuf) : NULL;
             float *out = llmq_cpu_out_f32(orow, job->out_dtype, c0, outbuf);
             for (run rn = {0, 0, 0}; next_run(job, base, c0, n, &rn);) {
                 const float s = job->scale[rn.p];
-                const int32_t zp = zero_point_of(job, rn.p);
+                const int32_t zp = llmq_fq_zero_point(job, rn.p);
                 const float lo = (float)(job->qmin - zp), hi = (float)(job->qmax - zp);
                 const uint64_t index0 = (uint64_t)(r * job->cols + c0 + rn.c);
                 /* the whole run is read into rq before out is written: y may be x itself */

@@ -8,6 +8,7 @@
 #define LLMQ_CPU_X86_TIER_H
 
 #include "cpu/x86_gemm.h"
+#include "cpu/x86_qat.h"
 #include "cpu/x86_quant.h"
 
 #define LLMQ_X86_TIER_OPS(symbol, tier_name, tier_isa)                                         \
@@ -22,8 +23,8 @@
         .pack = llmq_cpu_scalar_pack,                                                          \
         .unpack = llmq_cpu_scalar_unpack,                                                      \
         .matmul = xg_matmul,                                                                   \
-        .fake_quantize = llmq_cpu_scalar_fake_quantize,                                        \
-        .fake_quantize_backward = llmq_cpu_scalar_fake_quantize_backward,                      \
+        .fake_quantize = xf_fake_quantize,                                                     \
+        .fake_quantize_backward = xf_fake_quantize_backward,                                   \
     }
 
 #endif

@@ -1,6 +1,6 @@
 /* qat.c - public fake-quantization entry points for quantization-aware training: validation,
- * then one job on the context's backend (or the CPU reference, for a CPU tier without the
- * kernel). SPDX-License-Identifier: MIT */
+ * then one job on the backend of the tensors' memory (the CUDA module for device tensors, the
+ * context's CPU tier or the CPU reference for host tensors). SPDX-License-Identifier: MIT */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,8 +31,6 @@ static llmq_status check_like_x(llmq_context *ctx, const char *fn, const char *n
                                 const llmq_tensor *t, const llmq_tensor *x)
 {
     LLMQ_TRY(need(ctx, fn, name, t, "tensor"));
-    llmq_backend *be;
-    LLMQ_TRY(llmq_host_backend(ctx, fn, 1, &name, &t, &be)); /* no device kernels yet */
     if (!llmq_dtype_is_float(t->dtype))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s tensor: must be f32, f16 or bf16",
                          name, llmq_dtype_name(t->dtype));
@@ -49,8 +47,6 @@ static llmq_status check_param_shape(llmq_context *ctx, const char *fn, const ch
                                      const llmq_tensor *t, const fq_setup *su, const llmq_tensor *x,
                                      bool s32_ok)
 {
-    llmq_backend *be;
-    LLMQ_TRY(llmq_host_backend(ctx, fn, 1, &name, &t, &be));
     if (t->dtype != LLMQ_DTYPE_F32 && !(s32_ok && t->dtype == LLMQ_DTYPE_S32))
         return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "%s=%s tensor: must be f32%s", name,
                          llmq_dtype_name(t->dtype), s32_ok ? " or s32" : "");
@@ -76,10 +72,13 @@ static llmq_status check_param_shape(llmq_context *ctx, const char *fn, const ch
     return LLMQ_OK;
 }
 
-/* Scale and zero-point values the kernels can use. */
+/* Scale and zero-point values the kernels can use. Device parameters are not read here: that
+ * would wait for the device (docs/qat.md). */
 static llmq_status check_param_values(llmq_context *ctx, const char *fn, const fq_setup *su,
                                       const llmq_tensor *scale, const llmq_tensor *zero_point)
 {
+    if (scale->device)
+        return LLMQ_OK;
     const float *s = scale->data;
     for (int64_t i = 0; i < su->layout.count; i++)
         if (!(s[i] >= FLT_MIN && s[i] <= FLT_MAX)) /* 1 / scale must stay finite */
@@ -176,11 +175,13 @@ static llmq_fq_job make_job(const fq_setup *su, const llmq_tensor *x, const llmq
     return job;
 }
 
-/* Run the job on the context's backend, or on the CPU reference when a CPU tier leaves the
- * slot empty; a NaN's index becomes the message. */
-static llmq_status run_job(llmq_context *ctx, const char *fn, const llmq_fq_job *job, bool backward)
+/* Run the job on the backend of the tensors' memory, or on the CPU reference when a CPU tier
+ * leaves the slot empty; a NaN's index becomes the message (a device defers it to
+ * llmq_context_sync). */
+static llmq_status run_job(llmq_context *ctx, const char *fn, llmq_backend *dev,
+                           const llmq_fq_job *job, bool backward)
 {
-    llmq_backend be = *llmq_backend_for(ctx, false); /* host tensors (checked by the callers) */
+    llmq_backend be = *dev;
     if ((backward ? be.ops->fake_quantize_backward : be.ops->fake_quantize) == NULL) {
         const llmq_backend_ops *fallback = llmq_backend_fallback(&be);
         if (fallback == NULL ||
@@ -193,6 +194,8 @@ static llmq_status run_job(llmq_context *ctx, const char *fn, const llmq_fq_job 
     int64_t bad = -1;
     const llmq_status st = backward ? be.ops->fake_quantize_backward(&be, job, &bad)
                                     : be.ops->fake_quantize(&be, job, &bad);
+    if (be.ops->device)
+        return llmq_backend_status(ctx, &be, fn, st);
     if (st == LLMQ_ERR_NON_FINITE)
         return llmq_fail(ctx, st, fn, "x[%lld]=nan: NaN cannot be quantized (flat index)",
                          (long long)bad);
@@ -209,9 +212,13 @@ llmq_status llmq_fake_quantize(llmq_context *ctx, const llmq_tensor *x, const ll
     LLMQ_TRY(check_apart(ctx, __func__, "y", y, "x", x, true));
     LLMQ_TRY(check_apart(ctx, __func__, "y", y, "scale", scale, false));
     LLMQ_TRY(check_apart(ctx, __func__, "y", y, "zero_point", zero_point, false));
+    static const char *const names[] = {"x", "scale", "zero_point", "y"};
+    const llmq_tensor *const ts[] = {x, scale, zero_point, y};
+    llmq_backend *be;
+    LLMQ_TRY(llmq_tensors_backend(ctx, __func__, 4, names, ts, &be));
     LLMQ_TRY(check_param_values(ctx, __func__, &su, scale, zero_point));
     const llmq_fq_job job = make_job(&su, x, scale, zero_point, y);
-    return run_job(ctx, __func__, &job, false);
+    return run_job(ctx, __func__, be, &job, false);
 }
 
 llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
@@ -247,6 +254,11 @@ llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
         for (size_t k = o + 1; k < sizeof outs / sizeof outs[0]; k++)
             LLMQ_TRY(check_apart(ctx, fn, outs[k].name, outs[k].t, outs[o].name, outs[o].t, false));
     }
+    static const char *const names[] = {"x",  "scale", "zero_point",  "dy",
+                                        "dx", "dscale", "dzero_point"};
+    const llmq_tensor *const ts[] = {x, scale, zero_point, dy, dx, dscale, dzero_point};
+    llmq_backend *be;
+    LLMQ_TRY(llmq_tensors_backend(ctx, fn, 7, names, ts, &be));
     LLMQ_TRY(check_param_values(ctx, fn, &su, scale, zero_point));
 
     llmq_fq_job job = make_job(&su, x, scale, zero_point, dx);
@@ -256,13 +268,13 @@ llmq_status llmq_fake_quantize_backward(llmq_context *ctx, const llmq_tensor *x,
     job.grad_factor = grad_factor;
     job.dscale = dscale != NULL ? dscale->data : NULL;
     job.dzero_point = dzero_point != NULL ? dzero_point->data : NULL;
-    if (dscale != NULL || dzero_point != NULL) {
+    if (!be->ops->device && (dscale != NULL || dzero_point != NULL)) {
         const size_t bytes = 2 * (size_t)su.layout.count * sizeof(double);
         job.acc = llmq_mem_alloc(ctx, bytes);
         if (job.acc == NULL)
             return llmq_fail_oom(ctx, fn, "gradient sums", bytes);
     }
-    const llmq_status st = run_job(ctx, fn, &job, true);
+    const llmq_status st = run_job(ctx, fn, be, &job, true);
     llmq_mem_free(ctx, job.acc);
     return st;
 }

@@ -46,6 +46,9 @@ assert len([l for l in obs.splitlines() if "memcpy" in l]) == 7, obs
 run("bench", "observe", "--rows", "0", code=2)
 run("demo", "observers", "--frob", code=2)
 run("bench", "quantize", "--rows", "0", code=2)
+qat = run("bench", "qat", "--rows", "8", "--cols", "300", "--reps", "1")
+assert len([l for l in qat.splitlines() if "scalar" in l and "s4" in l]) == 4, qat
+run("bench", "qat", "--rows", "0", code=2)
 run("bench", "gemm", "--reps", "0", code=2)
 run("bench", "gemm", "--frobnicate", code=2)
 run("bench", "nothing", code=2)
