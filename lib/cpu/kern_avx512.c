@@ -2,13 +2,18 @@
  * -mavx512f -mavx512bw -mavx512vl -mavx512vnni; selected only when CPUID reports all of them
  * and XGETBV shows the opmask and ZMM state enabled. Same driver and kernels as the AVX2 tier;
  * the matmul microkernel is the VNNI one of the AVX-VNNI tier (x86_ukr_v16.h) with V16 one zmm
- * register: 12 rows x 16 columns per tile, one 64-byte B load and 12 VPDPBUSD per k4 block.
+ * register: 12 rows x 32 columns (two panels) per tile, two 64-byte B loads, 12 broadcasts of
+ * A and 24 VPDPBUSD per k4 block.
  * SPDX-License-Identifier: MIT */
 #include <stdbool.h>
 
 #include "cpu/x86_common.h"
 
 #define XG_MR 12
+#define XG_DPBUSD256(acc, a, b) _mm256_dpbusd_epi32((acc), (a), (b)) /* GEMV */
+#define XG_GEMV_ZMM /* the VNNI GEMV 64 k at a time */
+#define XG_WO_ZMM /* weight-only products with 512-bit vectors */
+#define XG_NP 2 /* 12 rows x 2 panels: 24 accumulators of the 32 zmm */
 
 typedef __m512i V16;
 

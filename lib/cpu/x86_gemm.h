@@ -162,10 +162,33 @@ static inline void xg_epilogue_float(const llmq_matmul_job *j, int64_t m, int64_
 
 /* ---- the panel GEMM ---- */
 
-static void xg_ukr(int mr, const void *a, const int8_t *b, int64_t k4n, int32_t *c, int64_t ldc,
-                   bool add)
+#ifndef XG_NP
+#define XG_NP 1 /* panels per microkernel call (x86_ukr_v16.h) */
+#endif
+
+/* np (<= XG_NP) panels, the second at b + bstride. */
+static void xg_ukr(int mr, int np, const void *a, const int8_t *b, int64_t bstride, int64_t k4n,
+                   int32_t *c, int64_t ldc, bool add)
 {
-    switch (mr) { /* one copy per row count, so that the tile stays in registers */
+#if XG_NP > 1
+    if (np == 2) {
+        switch (mr) { /* one copy per row count, so that the tile stays in registers */
+#define XG_CASE2(R)                                                                            \
+    case R: xg_ukr_body2(R, a, b, bstride, k4n, c, ldc, add); break;
+            XG_CASE2(1) XG_CASE2(2) XG_CASE2(3) XG_CASE2(4) XG_CASE2(5) XG_CASE2(6)
+            XG_CASE2(7) XG_CASE2(8) XG_CASE2(9) XG_CASE2(10) XG_CASE2(11) XG_CASE2(12)
+#undef XG_CASE2
+        default: break;
+        }
+        return;
+    }
+#if XG_MR != 12
+#error "two panels per call need XG_MR 12"
+#endif
+#endif
+    (void)np;
+    (void)bstride;
+    switch (mr) {
 #define XG_CASE(R)                                                                             \
     case R: xg_ukr_body(R, a, b, k4n, c, ldc, add); break;
     XG_CASE(1) XG_CASE(2) XG_CASE(3) XG_CASE(4)
@@ -458,6 +481,8 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
         for (int64_t k0 = g0; k0 < g1; k0 += XG_KC) {
             const int64_t k1 = k0 + XG_KC < g1 ? k0 + XG_KC : g1, kk4 = (k1 - k0 + 3) / 4;
             const int8_t *bp[4];
+            /* bytes from one panel to the next */
+            const int64_t pstride = pk != NULL ? pk->k4 * 64 : XG_KC4 * 64;
             if (pk != NULL) {
                 for (int p = 0; p < npan; p++)
                     bp[p] = pk->panels + (size_t)(n0 / 16 + p) * (size_t)pk->k4 * 64 +
@@ -471,10 +496,12 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
                 const int mr = (int)(mrows - r < XG_MR ? mrows - r : XG_MR);
                 const uint8_t *a = g->apack + (size_t)((m0 + r) / XG_MR) * g->ablock +
                                    (size_t)(k0 / 4) * XG_MR * 4 * XG_A_BYTES;
-                for (int p = 0; p < npan; p++)
+                for (int p = 0; p < npan; p += XG_NP) {
+                    const int np = npan - p < XG_NP ? npan - p : XG_NP;
                     for (int h = 0; h < 16; h += XG_NRV)
-                        xg_ukr(mr, a, bp[p] + h * 4, kk4, w.cacc + r * XG_NC + p * 16 + h, XG_NC,
-                               k0 != g0);
+                        xg_ukr(mr, np, a, bp[p] + h * 4, pstride, kk4,
+                               w.cacc + r * XG_NC + p * 16 + h, XG_NC, k0 != g0);
+                }
             }
         }
         /* this group's B parameters and column sums */
@@ -570,8 +597,10 @@ typedef struct xg_gemv {
     int64_t group, ngroups; /* runs of k with one B parameter pair: the whole K when uniform */
     bool grouped, nibbles;
     int16_t *a16;           /* GEMV: [m][k] a - zA, permuted (xg_a_index) */
-    int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 */
+    int8_t *a8;             /* VNNI GEMV: [m][k] a_s = a - a_off as s8, permuted */
+    int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 (VNNI: of a_s, vector part) */
     float *sa;              /* GEMV: [m] A's scale */
+    int32_t *zas;           /* VNNI GEMV: [m] zA - a_off */
     float *a32;             /* weight-only: [m][k] A as f32, permuted */
     float *wo_work;         /* weight-only: per worker, wo_worker_floats floats */
     size_t wo_worker_floats;
@@ -660,6 +689,185 @@ static LLMQ_ALWAYS_INLINE void xg_b32(const uint8_t *row, llmq_dtype dt, int64_t
     }
 }
 
+/* Four horizontal sums at once: lane i of the result is the sum of the lanes of x[i]. */
+static inline __m128i xg_hsum4(const __m256i x[4])
+{
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(x[0], x[1]), _mm256_hadd_epi32(x[2], x[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+#ifdef XG_DPBUSD256
+/* ---- integer GEMV with VPDPBUSD (the VNNI tiers) ----
+ * A as s8 a_s = a - a_off (a_off 128 for u8 A), B as u8 w = b + w_off (s8 B: b ^ 0x80, s4:
+ * the nibble ^ 8). VPDPBUSD gives S = sum w a_s and, against ones, W = sum w, exactly; then
+ *   sum (a - zA)(b - zB) = S - (w_off + zB) A - za_s (W - (w_off + zB) L)   modulo 2^32
+ * with A = sum a_s, za_s = zA - a_off and L the number of k: the same integers as the vpmaddwd
+ * GEMV, with 32 products per instruction instead of 16. */
+
+static void xg_gemv_prep_vnni(void *arg, int64_t m, int worker)
+{
+    (void)worker;
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t pa = xg_param(&j->a, m, 0);
+    const int32_t off = j->a.dtype == LLMQ_DTYPE_U8 ? 128 : 0;
+    v->sa[m] = j->a.scale[pa];
+    v->zas[m] = j->a.zero_point[pa] - off;
+    int8_t *dst = v->a8 + m * v->k;
+    for (int64_t k = 0; k < v->k; k++)
+        dst[xg_a_index(v, k)] = (int8_t)(xg_code(&j->a, m, k) - off);
+    for (int64_t gi = 0; gi < v->ngroups; gi++) { /* over the vector part of each group */
+        const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->kv ? k0 + v->group : v->kv;
+        int32_t s = 0;
+        for (int64_t k = k0; k < k1; k++)
+            s += dst[k]; /* a permutation inside 32-aligned blocks: same set per group */
+        v->asum[m * v->ngroups + gi] = s;
+    }
+}
+
+/* 32 codes of a B row from column k (a multiple of 32) as u8 w = b + w_off, in the order of
+ * the permuted A (4-bit: evens then odds). */
+static LLMQ_ALWAYS_INLINE __m256i xg_w32_u8(const uint8_t *row, llmq_dtype dt, int64_t k)
+{
+    switch (dt) {
+    case LLMQ_DTYPE_S8:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + k)),
+                                _mm256_set1_epi8((char)0x80));
+    case LLMQ_DTYPE_U8:
+        return _mm256_loadu_si256((const __m256i *)(row + k));
+    default: {
+        const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        __m128i e = _mm_and_si128(x, m4), o = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+        if (dt == LLMQ_DTYPE_S4) {
+            e = _mm_xor_si128(e, _mm_set1_epi8(8));
+            o = _mm_xor_si128(o, _mm_set1_epi8(8));
+        }
+        return _mm256_set_m128i(o, e);
+    }
+    }
+}
+
+#ifdef XG_GEMV_ZMM
+/* xg_w32_u8 for k and k + 32 in one zmm. */
+static LLMQ_ALWAYS_INLINE __m512i xg_w64_u8(const uint8_t *row, llmq_dtype dt, int64_t k)
+{
+    switch (dt) {
+    case LLMQ_DTYPE_S8:
+        return _mm512_xor_si512(_mm512_loadu_si512((const void *)(row + k)),
+                                _mm512_set1_epi8((char)0x80));
+    case LLMQ_DTYPE_U8:
+        return _mm512_loadu_si512((const void *)(row + k));
+    default: { /* lanes e0 e1 | o0 o1 of the 32 bytes, reordered to e0 o0 e1 o1 */
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(row + (size_t)k / 2));
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        __m256i e = _mm256_and_si256(x, m4), o = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        if (dt == LLMQ_DTYPE_S4) {
+            e = _mm256_xor_si256(e, _mm256_set1_epi8(8));
+            o = _mm256_xor_si256(o, _mm256_set1_epi8(8));
+        }
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(e), o, 1);
+        return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    }
+}
+
+static inline __m256i xg_fold512(__m512i x)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64(x, 1));
+}
+#endif
+
+/* acc[r][i] += sum w a_s, ws[i] += sum w over [k0, kv) for A rows m .. m + mm, B rows i < 4. */
+static LLMQ_ALWAYS_INLINE void xg_gemv_steps_vnni(const uint8_t *const *brow, llmq_dtype dt,
+                                                  const int8_t *a0, const int8_t *a1, int64_t k0,
+                                                  int64_t kv, const int mm, __m256i acc[2][4],
+                                                  __m256i ws[4])
+{
+    const __m256i ones = _mm256_set1_epi8(1);
+    int64_t k = k0;
+#ifdef XG_GEMV_ZMM /* 64 k at a time in zmm, folded into the ymm sums below */
+    __m512i zacc[2][4], zws[4];
+    for (int i = 0; i < 4; i++)
+        zacc[0][i] = zacc[1][i] = zws[i] = _mm512_setzero_si512();
+    const __m512i zones = _mm512_set1_epi8(1);
+    for (; k + 64 <= kv; k += 64) {
+        const __m512i x0 = _mm512_loadu_si512((const void *)(a0 + k));
+        const __m512i x1 = mm > 1 ? _mm512_loadu_si512((const void *)(a1 + k)) : x0;
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            const __m512i w = xg_w64_u8(brow[i], dt, k);
+            zws[i] = _mm512_dpbusd_epi32(zws[i], w, zones);
+            zacc[0][i] = _mm512_dpbusd_epi32(zacc[0][i], w, x0);
+            if (mm > 1)
+                zacc[1][i] = _mm512_dpbusd_epi32(zacc[1][i], w, x1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        ws[i] = _mm256_add_epi32(ws[i], xg_fold512(zws[i]));
+        acc[0][i] = _mm256_add_epi32(acc[0][i], xg_fold512(zacc[0][i]));
+        if (mm > 1)
+            acc[1][i] = _mm256_add_epi32(acc[1][i], xg_fold512(zacc[1][i]));
+    }
+#endif
+    for (; k < kv; k += 32) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a0 + k));
+        const __m256i x1 = mm > 1 ? _mm256_loadu_si256((const __m256i *)(a1 + k)) : x0;
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            const __m256i w = xg_w32_u8(brow[i], dt, k);
+            ws[i] = XG_DPBUSD256(ws[i], w, ones);
+            acc[0][i] = XG_DPBUSD256(acc[0][i], w, x0);
+            if (mm > 1)
+                acc[1][i] = XG_DPBUSD256(acc[1][i], w, x1);
+        }
+    }
+}
+
+/* xg_gemv_block's result with VPDPBUSD. */
+static LLMQ_ALWAYS_INLINE void xg_gemv_block_vnni(const xg_gemv *v, const int64_t *nr,
+                                                  const int32_t *zb, int64_t m, int mm, int64_t gi,
+                                                  int64_t k0, int64_t k1, __m128i part[2],
+                                                  llmq_dtype dt)
+{
+    const llmq_matmul_job *j = v->j;
+    const uint8_t *brow[4];
+    for (int i = 0; i < 4; i++)
+        brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
+    __m256i acc[2][4], ws[4];
+    for (int i = 0; i < 4; i++)
+        acc[0][i] = acc[1][i] = ws[i] = _mm256_setzero_si256();
+    const int64_t kv = k1 < v->kv ? k1 : v->kv;
+    const int8_t *a0 = v->a8 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+    if (mm == 1) /* two copies, the row count a constant in each */
+        xg_gemv_steps_vnni(brow, dt, a0, a1, k0, kv, 1, acc, ws);
+    else
+        xg_gemv_steps_vnni(brow, dt, a0, a1, k0, kv, 2, acc, ws);
+    const int32_t w_off = dt == LLMQ_DTYPE_S8 ? 128 : dt == LLMQ_DTYPE_S4 ? 8 : 0;
+    const int64_t k = kv > k0 ? kv : k0; /* the tail starts here */
+    const __m128i zbw = _mm_add_epi32(_mm_loadu_si128((const __m128i *)zb), _mm_set1_epi32(w_off));
+    const __m128i wl = _mm_sub_epi32(xg_hsum4(ws), _mm_mullo_epi32(zbw, _mm_set1_epi32((int32_t)(k - k0))));
+    for (int r = 0; r < mm; r++) {
+        const int32_t za = v->zas[m + r];
+        __m128i p = _mm_sub_epi32(
+            _mm_sub_epi32(xg_hsum4(acc[r]),
+                          _mm_mullo_epi32(zbw, _mm_set1_epi32(v->asum[(m + r) * v->ngroups + gi]))),
+            _mm_mullo_epi32(_mm_set1_epi32(za), wl));
+        if (k < k1) { /* the tail past the last 32, in natural order */
+            const int8_t *ar = r ? a1 : a0;
+            uint32_t t[4] = {0, 0, 0, 0};
+            for (int i = 0; i < 4; i++)
+                for (int64_t kk = k; kk < k1; kk++)
+                    t[i] += (uint32_t)((ar[kk] - za) * (xg_code(&j->b, nr[i], kk) - zb[i]));
+            p = _mm_add_epi32(p, _mm_loadu_si128((const __m128i *)t));
+        }
+        part[r] = p;
+    }
+}
+
+#define XG_GEMV_BLOCK xg_gemv_block_vnni
+#define XG_GEMV_PREP xg_gemv_prep_vnni
+#else
 static void xg_gemv_prep(void *arg, int64_t m, int worker)
 {
     (void)worker;
@@ -707,11 +915,12 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_steps(const uint8_t *const *brow, llmq_dt
     }
 }
 
-/* B rows nr[0..4) against A rows m, m + 1 (mm = 1 or 2): exact sums of A' b over columns
- * [k0, k1) of one group, in part[row of A] (the 4 B rows in 4 lanes, kept in registers). */
-static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, int64_t m,
-                                             int mm, int64_t k0, int64_t k1, __m128i part[2],
-                                             llmq_dtype dt)
+/* B rows nr[0..4) (zero points zb) against A rows m, m + 1 (mm = 1 or 2): the exact sums of
+ * (a - zA)(b - zB) over columns [k0, k1) of group gi, in part[row of A] (the 4 B rows in 4
+ * lanes, kept in registers). */
+static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr, const int32_t *zb,
+                                             int64_t m, int mm, int64_t gi, int64_t k0,
+                                             int64_t k1, __m128i part[2], llmq_dtype dt)
 {
     const llmq_matmul_job *j = v->j;
     const uint8_t *brow[4];
@@ -729,10 +938,7 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr
     else
         xg_gemv_steps(brow, dt, a0, a1, k0, kv, 2, acc);
     for (int r = 0; r < mm; r++) {
-        /* four horizontal sums at once: lanes [0..3] of the two halves */
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[r][0], acc[r][1]),
-                                            _mm256_hadd_epi32(acc[r][2], acc[r][3]));
-        __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        __m128i sum = xg_hsum4(acc[r]);
         if (k < k1) { /* the tail past the last 32, in natural order */
             const int16_t *ar = r ? a1 : a0;
             uint32_t t[4] = {0, 0, 0, 0};
@@ -741,9 +947,15 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_block(const xg_gemv *v, const int64_t *nr
                     t[i] += (uint32_t)((int32_t)ar[kk] * xg_code(&j->b, nr[i], kk));
             sum = _mm_add_epi32(sum, _mm_loadu_si128((const __m128i *)t));
         }
-        part[r] = sum;
+        /* - zB * sum A' (modulo 2^32: exact) */
+        part[r] = _mm_sub_epi32(sum, _mm_mullo_epi32(_mm_loadu_si128((const __m128i *)zb),
+                                                     _mm_set1_epi32(v->asum[(m + r) * v->ngroups + gi])));
     }
 }
+
+#define XG_GEMV_BLOCK xg_gemv_block
+#define XG_GEMV_PREP xg_gemv_prep
+#endif
 
 /* One task of the GEMV, for B of dtype dt (a constant in each caller: no dtype branch is left
  * in the inner loops). */
@@ -766,19 +978,15 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
             float sb[8] = {0};
             for (int64_t gi = 0; gi < v->ngroups; gi++) {
                 const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
-                __m128i part[2];
-                xg_gemv_block(v, nr, m, mm, k0, k1, part, dt);
                 int32_t zb[4];
                 for (int i = 0; i < 4; i++) {
                     sb[i] = j->b.scale[bidx[i] + gi];
                     zb[i] = j->b.zero_point[bidx[i] + gi];
                 }
+                __m128i part[2];
+                XG_GEMV_BLOCK(v, nr, zb, m, mm, gi, k0, k1, part, dt);
                 for (int r = 0; r < mm; r++) {
-                    /* part - zB * sum A' (modulo 2^32: exact) */
-                    const __m128i p = _mm_sub_epi32(
-                        part[r],
-                        _mm_mullo_epi32(_mm_loadu_si128((const __m128i *)zb),
-                                        _mm_set1_epi32(v->asum[(m + r) * v->ngroups + gi])));
+                    const __m128i p = part[r];
                     if (!v->grouped) {
                         exact[r] = p;
                         continue;
@@ -813,15 +1021,22 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
     llmq_context *ctx = be->ctx;
     xg_gemv v;
     xg_gemv_init(&v, j, 64);
-    const size_t a_bytes = (((size_t)v.m * (size_t)v.k * 2) + 63) & ~(size_t)63;
-    const size_t total = a_bytes + (size_t)v.m * (size_t)(v.ngroups + 1) * 4;
+#ifdef XG_DPBUSD256
+    const size_t a_elem = 1;
+#else
+    const size_t a_elem = 2;
+#endif
+    const size_t a_bytes = (((size_t)v.m * (size_t)v.k * a_elem) + 63) & ~(size_t)63;
+    const size_t total = a_bytes + (size_t)v.m * (size_t)(v.ngroups + 2) * 4;
     char *ws = llmq_scratch(ctx, total);
     if (ws == NULL)
         return xg_oom(be, total);
     v.a16 = (int16_t *)ws;
+    v.a8 = (int8_t *)ws;
     v.asum = (int32_t *)(ws + a_bytes);
     v.sa = (float *)(v.asum + v.m * v.ngroups);
-    llmq_parallel_for(ctx, v.m, xg_gemv_prep, &v);
+    v.zas = (int32_t *)(v.sa + v.m);
+    llmq_parallel_for(ctx, v.m, XG_GEMV_PREP, &v);
     llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_gemv_task, &v);
     return LLMQ_OK;
 }
@@ -987,7 +1202,210 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, int worker
     }
 }
 
+#ifdef XG_WO_ZMM
+/* ---- weight-only with 512-bit vectors (the AVX-512 tier) ----
+ * The same products as xg_wo_task_dt, 16 lanes wide, with two accumulators per pair of rows;
+ * each group's partial sums are scaled lane by lane into per-lane totals (one FMA per group)
+ * and reduced once at the end, instead of a horizontal sum per group: another order of the
+ * float additions, within the same bound (docs/gemm.md). */
+
+/* xg_w32 as 2 x 16 floats: in a32's order, code - zB, exact. */
+static LLMQ_ALWAYS_INLINE void xg_w32_zmm(const uint8_t *row, llmq_dtype dt, int64_t k, int32_t zb,
+                                          __m512 w[2])
+{
+    if (dt == LLMQ_DTYPE_S8 || dt == LLMQ_DTYPE_U8) {
+        const __m512i z = _mm512_set1_epi32(zb);
+        for (int q = 0; q < 2; q++) {
+            const __m128i b = _mm_loadu_si128((const __m128i *)(row + k + q * 16));
+            const __m512i c = dt == LLMQ_DTYPE_S8 ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b);
+            w[q] = _mm512_cvtepi32_ps(_mm512_sub_epi32(c, z));
+        }
+        return;
+    }
+    if (dt == LLMQ_DTYPE_S2 || dt == LLMQ_DTYPE_U2) {
+        __m256 h[4];
+        xg_w32(row, dt, k, zb, h);
+        for (int q = 0; q < 2; q++)
+            w[q] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(h[2 * q])),
+                                                       _mm256_castps_pd(h[2 * q + 1]), 1));
+        return;
+    }
+    const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m128i c0 = _mm_and_si128(x, m4), c1 = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+    if (dt == LLMQ_DTYPE_S4) {
+        const __m128i s8 = _mm_set1_epi8(8);
+        c0 = _mm_sub_epi8(_mm_xor_si128(c0, s8), s8);
+        c1 = _mm_sub_epi8(_mm_xor_si128(c1, s8), s8);
+    }
+    const __m128i z = _mm_set1_epi8((char)zb); /* code - zB is in [-15, 15] */
+    w[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(c0, z)));
+    w[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(c1, z)));
+}
+
+/* Partial sums of A rows m, m + 1 (mm = 1 or 2) against 4 B rows over [k0, kv) of one group,
+ * 16 lanes each; weights from registers or from wbuf, as xg_wo_group. */
+static LLMQ_ALWAYS_INLINE void xg_wo_group_zmm(const uint8_t *const *brow, const int32_t *zb,
+                                               const float *a0, const float *a1, const int mm,
+                                               int64_t k0, int64_t kv, const float *wbuf,
+                                               __m512 part[2][4], llmq_dtype dt)
+{
+    __m512 odd[2][4];
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 4; i++)
+            part[r][i] = odd[r][i] = _mm512_setzero_ps();
+    const int64_t len = kv - k0;
+    for (int64_t k = k0; k < kv; k += 32) {
+        const __m512 x0 = _mm512_loadu_ps(a0 + k), x1 = _mm512_loadu_ps(a0 + k + 16);
+        __m512 y0 = x0, y1 = x1;
+        if (mm > 1) {
+            y0 = _mm512_loadu_ps(a1 + k);
+            y1 = _mm512_loadu_ps(a1 + k + 16);
+        }
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            __m512 w[2];
+            if (wbuf == NULL) {
+                xg_w32_zmm(brow[i], dt, k, zb[i], w);
+            } else {
+                w[0] = _mm512_loadu_ps(wbuf + i * len + (k - k0));
+                w[1] = _mm512_loadu_ps(wbuf + i * len + (k - k0) + 16);
+            }
+            part[0][i] = _mm512_fmadd_ps(x0, w[0], part[0][i]);
+            odd[0][i] = _mm512_fmadd_ps(x1, w[1], odd[0][i]);
+            if (mm > 1) {
+                part[1][i] = _mm512_fmadd_ps(y0, w[0], part[1][i]);
+                odd[1][i] = _mm512_fmadd_ps(y1, w[1], odd[1][i]);
+            }
+        }
+    }
+    for (int r = 0; r < mm; r++)
+        for (int i = 0; i < 4; i++)
+            part[r][i] = _mm512_add_ps(part[r][i], odd[r][i]);
+}
+
+#define XG_WO_ROW_FLOATS 80 /* per row of A: 4 x 16 lane totals, 4 tail totals, padding */
+
+/* t[i] += sb[i] * the sum of A row ar x B row nr[i] over [kv, k1), past the last 32 k (in
+ * natural order). */
+static void xg_wo_tail(const llmq_matmul_job *j, const float *ar, const int64_t *nr,
+                       const int32_t *zb, const float *sb, int64_t kv, int64_t k1, float *t)
+{
+    for (int i = 0; i < 4; i++) {
+        float tail = 0.0f;
+        for (int64_t kk = kv; kk < k1; kk++)
+            tail += ar[kk] * (float)(xg_code(&j->b, nr[i], kk) - zb[i]);
+        t[i] += tail * sb[i];
+    }
+}
+
+/* All groups of 4 B rows against the mm (1 or 2) rows of A, the lane totals in registers;
+ * written to tot (XG_WO_ROW_FLOATS per row) for the common final reduction. */
+static LLMQ_ALWAYS_INLINE void xg_wo_rows_zmm(const xg_gemv *v, const uint8_t *const *brow,
+                                              const int64_t *nr, const int64_t *bidx, const int mm,
+                                              float *tot, llmq_dtype dt)
+{
+    const llmq_matmul_job *j = v->j;
+    const float *a0 = v->a32, *a1 = a0 + (mm > 1 ? v->k : 0);
+    __m512 acc[2][4];
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 4; i++)
+            acc[r][i] = _mm512_setzero_ps();
+    for (int64_t gi = 0; gi < v->ngroups; gi++) {
+        const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+        const int64_t kv = k1 < v->kv ? k1 : v->kv;
+        float sb[4];
+        int32_t zb[4];
+        for (int i = 0; i < 4; i++) {
+            sb[i] = j->b.scale[bidx[i] + gi];
+            zb[i] = j->b.zero_point[bidx[i] + gi];
+        }
+        __m512 part[2][4];
+        xg_wo_group_zmm(brow, zb, a0, a1, mm, k0, kv, NULL, part, dt);
+        for (int r = 0; r < mm; r++) {
+            for (int i = 0; i < 4; i++)
+                acc[r][i] = _mm512_fmadd_ps(part[r][i], _mm512_set1_ps(sb[i]), acc[r][i]);
+            if (kv < k1)
+                xg_wo_tail(j, r ? a1 : a0, nr, zb, sb, kv, k1, tot + r * XG_WO_ROW_FLOATS + 64);
+        }
+    }
+    for (int r = 0; r < mm; r++)
+        for (int i = 0; i < 4; i++)
+            _mm512_storeu_ps(tot + r * XG_WO_ROW_FLOATS + i * 16, acc[r][i]);
+}
+
+static LLMQ_ALWAYS_INLINE void xg_wo_task_zmm(void *arg, int64_t task, int worker, llmq_dtype dt)
+{
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t n0 = task * v->rows_per_task;
+    const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
+    float *wbuf = v->m > 2 ? v->wo_work + (size_t)worker * v->wo_worker_floats : NULL;
+    float *tot = v->wo_work + (size_t)worker * v->wo_worker_floats + (size_t)4 * (size_t)v->group;
+    for (int64_t n = n0; n < n1; n += 4) {
+        int64_t nr[4], bidx[4];
+        const int cnt = xg_rows4(j, n, n1, nr, bidx);
+        const uint8_t *brow[4];
+        for (int i = 0; i < 4; i++)
+            brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
+        memset(tot, 0, sizeof(float) * XG_WO_ROW_FLOATS * (size_t)v->m);
+        if (wbuf == NULL) { /* decoding: the totals stay in registers */
+            if (v->m == 1)
+                xg_wo_rows_zmm(v, brow, nr, bidx, 1, tot, dt);
+            else
+                xg_wo_rows_zmm(v, brow, nr, bidx, 2, tot, dt);
+        }
+        for (int64_t gi = 0; wbuf != NULL && gi < v->ngroups; gi++) {
+            const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+            const int64_t kv = k1 < v->kv ? k1 : v->kv;
+            float sb[4];
+            int32_t zb[4];
+            for (int i = 0; i < 4; i++) {
+                sb[i] = j->b.scale[bidx[i] + gi];
+                zb[i] = j->b.zero_point[bidx[i] + gi];
+            }
+            if (wbuf != NULL)
+                for (int i = 0; i < 4; i++)
+                    for (int64_t k = k0; k < kv; k += 32) {
+                        __m512 w[2];
+                        xg_w32_zmm(brow[i], dt, k, zb[i], w);
+                        _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0), w[0]);
+                        _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + 16, w[1]);
+                    }
+            for (int64_t m = 0; m < v->m; m += 2) {
+                const int mm = v->m - m < 2 ? 1 : 2;
+                const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+                __m512 part[2][4];
+                if (mm == 1) /* two copies, the row count a constant in each */
+                    xg_wo_group_zmm(brow, zb, a0, a1, 1, k0, kv, wbuf, part, dt);
+                else
+                    xg_wo_group_zmm(brow, zb, a0, a1, 2, k0, kv, wbuf, part, dt);
+                for (int r = 0; r < mm; r++) {
+                    float *t = tot + (m + r) * XG_WO_ROW_FLOATS;
+                    for (int i = 0; i < 4; i++)
+                        _mm512_storeu_ps(t + i * 16, _mm512_fmadd_ps(part[r][i], _mm512_set1_ps(sb[i]),
+                                                                     _mm512_loadu_ps(t + i * 16)));
+                    if (kv < k1)
+                        xg_wo_tail(j, r ? a1 : a0, nr, zb, sb, kv, k1, t + 64);
+                }
+            }
+        }
+        for (int64_t m = 0; m < v->m; m++) {
+            void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;
+            const float *t = tot + m * XG_WO_ROW_FLOATS;
+            for (int i = 0; i < cnt; i++)
+                x86_store1(crow, j->c.dtype, n + i,
+                           _mm512_reduce_add_ps(_mm512_loadu_ps(t + i * 16)) + t[64 + i] +
+                               (j->bias != NULL ? j->bias[n + i] : 0.0f));
+        }
+    }
+}
+
+#define XG_WO_TASK(arg, task, dt) xg_wo_task_zmm((arg), (task), worker, (dt))
+#else
+#define XG_WO_ROW_FLOATS 4
 #define XG_WO_TASK(arg, task, dt) xg_wo_task_dt((arg), (task), worker, (dt))
+#endif
 
 static void xg_wo_task(void *arg, int64_t task, int worker)
 {
@@ -1008,7 +1426,8 @@ static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
     const int64_t tasks = (v.n + v.rows_per_task - 1) / v.rows_per_task;
     const int workers = llmq_parallel_workers(ctx, tasks);
     /* per worker: a group of 4 weight rows as floats, then 4 accumulators per row of A */
-    v.wo_worker_floats = ((size_t)4 * (size_t)v.group + (size_t)4 * (size_t)v.m + 15) & ~(size_t)15;
+    v.wo_worker_floats =
+        ((size_t)4 * (size_t)v.group + (size_t)XG_WO_ROW_FLOATS * (size_t)v.m + 15) & ~(size_t)15;
     const size_t a_bytes = ((size_t)v.m * (size_t)v.k * 4 + 63) & ~(size_t)63;
     const size_t total = a_bytes + (size_t)workers * v.wo_worker_floats * 4;
     char *ws = llmq_scratch(ctx, total);
