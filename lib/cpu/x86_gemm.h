@@ -38,7 +38,7 @@
 
 #define XG_MC 120 /* rows of a task: a multiple of every XG_MR */
 #define XG_NC 64  /* columns of a task: 4 panels */
-#define XG_KC 256 /* reduction chunk: the B block (XG_NC x XG_KC bytes) stays in L1 */
+#define XG_KC 512 /* reduction chunk: the B block (XG_NC x XG_KC bytes, 32 KB) stays in L1 */
 #define XG_KC4 (XG_KC / 4)
 #define XG_GEMV_M 4 /* integer A with at most this many rows and unpacked B: GEMV (the panel
                      * GEMM repacks B, which pays from about 5 rows on) */
