@@ -43,6 +43,22 @@
 #define XG_GEMV_M 4 /* integer A with at most this many rows and unpacked B: GEMV (the panel
                      * GEMM repacks B, which pays from about 5 rows on) */
 
+/* Products too small to pay for waking the pool's threads (microseconds of work against tens
+ * of microseconds of wake-up on a loaded or virtual host) run on the calling thread: the same
+ * tasks, so the same bits. */
+#define XG_INLINE_MACS ((int64_t)1 << 20)
+
+static void xg_for(llmq_context *ctx, const llmq_matmul_job *j, int64_t ntasks, llmq_task_fn fn,
+                   void *arg)
+{
+    if (j->m * j->n * j->k < XG_INLINE_MACS) {
+        for (int64_t t = 0; t < ntasks; t++)
+            fn(arg, t, 0);
+        return;
+    }
+    llmq_parallel_for(ctx, ntasks, fn, arg);
+}
+
 /* ---- parameters ---- */
 
 /* llmq_param_row_base() and the column term without divisions in the common cases (per
@@ -583,8 +599,8 @@ static llmq_status xg_panel_gemm(llmq_backend *be, const llmq_matmul_job *j)
     g.sa = (float *)(g.arsum + g.m * g.ngroups);
     g.zap = (int32_t *)(g.sa + g.m);
     g.wbase = ws + abytes + pbytes;
-    llmq_parallel_for(ctx, mblocks, xg_pack_a, &g);
-    llmq_parallel_for(ctx, tasks, xg_gemm_task, &g);
+    xg_for(ctx, j, mblocks, xg_pack_a, &g);
+    xg_for(ctx, j, tasks, xg_gemm_task, &g);
     return LLMQ_OK;
 }
 
@@ -1036,8 +1052,8 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
     v.asum = (int32_t *)(ws + a_bytes);
     v.sa = (float *)(v.asum + v.m * v.ngroups);
     v.zas = (int32_t *)(v.sa + v.m);
-    llmq_parallel_for(ctx, v.m, XG_GEMV_PREP, &v);
-    llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_gemv_task, &v);
+    xg_for(ctx, j, v.m, XG_GEMV_PREP, &v);
+    xg_for(ctx, j, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_gemv_task, &v);
     return LLMQ_OK;
 }
 
@@ -1435,8 +1451,8 @@ static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
         return xg_oom(be, total);
     v.a32 = (float *)ws;
     v.wo_work = (float *)(ws + a_bytes);
-    llmq_parallel_for(ctx, v.m, xg_wo_prep, &v);
-    llmq_parallel_for(ctx, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_wo_task, &v);
+    xg_for(ctx, j, v.m, xg_wo_prep, &v);
+    xg_for(ctx, j, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_wo_task, &v);
     return LLMQ_OK;
 }
 
