@@ -26,6 +26,8 @@ typedef struct job {
     llmq_model_writer *out;
     plan_entry *plan;
     int64_t n;
+    float *back;      /* dequantized copy for the summary, reused: no fresh pages per tensor */
+    size_t back_size; /* floats */
 } job;
 
 static int fail(job *j, const char *what, llmq_status st)
@@ -152,11 +154,21 @@ static int plan(job *j)
 }
 
 /* SQNR and largest error of the dequantized tensor against the input. */
-static llmq_status measure(llmq_context *ctx, const llmq_tensor *src, const llmq_tensor *q,
-                           plan_entry *p)
+static llmq_status measure(job *j, const llmq_tensor *src, const llmq_tensor *q, plan_entry *p)
 {
+    llmq_context *ctx = j->ctx;
     llmq_tensor *ref = NULL, *back = NULL;
-    llmq_status st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, p->ndim, p->shape, &back);
+    const int64_t n = llmq_tensor_numel(src);
+    if ((size_t)n > j->back_size) {
+        free(j->back);
+        j->back_size = 0;
+        if ((j->back = malloc((size_t)n * sizeof(float))) == NULL) {
+            fprintf(stderr, "llmq quantize: out of memory for %lld floats\n", (long long)n);
+            return LLMQ_ERR_OUT_OF_MEMORY;
+        }
+        j->back_size = (size_t)n;
+    }
+    llmq_status st = llmq_tensor_wrap(ctx, LLMQ_DTYPE_F32, p->ndim, p->shape, j->back, 0, &back);
     if (st == LLMQ_OK)
         st = llmq_dequantize(ctx, q, back);
     if (st == LLMQ_OK && llmq_tensor_dtype(src) != LLMQ_DTYPE_F32) {
@@ -167,7 +179,7 @@ static llmq_status measure(llmq_context *ctx, const llmq_tensor *src, const llmq
     if (st == LLMQ_OK) {
         const float *x = llmq_tensor_data(ref != NULL ? ref : src), *y = llmq_tensor_data(back);
         double sig = 0.0, err = 0.0, mx = 0.0;
-        for (int64_t i = 0; i < llmq_tensor_numel(back); i++) {
+        for (int64_t i = 0; i < n; i++) {
             const double d = (double)x[i] - y[i];
             sig += (double)x[i] * x[i];
             err += d * d;
@@ -196,7 +208,7 @@ static int process(job *j, int64_t i)
         if (st == LLMQ_OK)
             st = llmq_quantize_dynamic(j->ctx, src, q);
         if (st == LLMQ_OK)
-            st = measure(j->ctx, src, q, p);
+            st = measure(j, src, q, p);
         if (st == LLMQ_OK)
             st = llmq_model_writer_write(j->ctx, j->out, p->name, q);
         if (st == LLMQ_OK)
@@ -353,6 +365,7 @@ done:
         llmq_scheme_destroy(j.plan[i].act);
     }
     free(j.plan);
+    free(j.back);
     llmq_model_writer_destroy(j.out); /* unfinished: the partial output is removed */
     llmq_model_destroy(j.in);
     llmq_model_destroy(j.calib);

@@ -263,12 +263,46 @@ static llmq_status xq_range(llmq_backend *be, const llmq_quant_job *job, float *
 
 /* ---- dequantize: (float)(q - zp) * scale ---- */
 
+/* codes[0 .. n) = the codes of columns c0 .. c0 + n of a row (c0 a multiple of 8), as int32. */
+static inline void xq_unpack_row(const uint8_t *srow, int64_t c0, int32_t *codes, int64_t n,
+                                 int bits, bool sgn)
+{
+    int64_t i = 0;
+    if (bits == 8) {
+        for (; i + 8 <= n; i += 8) {
+            const __m128i x = _mm_loadl_epi64((const __m128i *)(srow + c0 + i));
+            _mm256_storeu_si256((__m256i *)(codes + i),
+                                sgn ? _mm256_cvtepi8_epi32(x) : _mm256_cvtepu8_epi32(x));
+        }
+        for (; i < n; i++)
+            codes[i] = sgn ? (int32_t)(int8_t)srow[c0 + i] : (int32_t)srow[c0 + i];
+        return;
+    }
+    if (bits == 4) /* 32 codes from 16 bytes: element 2j in the low nibble */
+        for (; i + 32 <= n; i += 32) {
+            const __m128i x = _mm_loadu_si128((const __m128i *)(srow + (c0 + i) / 2));
+            const __m128i m4 = _mm_set1_epi8(0x0f);
+            __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+            if (sgn) {
+                const __m128i s8 = _mm_set1_epi8(8);
+                lo = _mm_sub_epi8(_mm_xor_si128(lo, s8), s8);
+                hi = _mm_sub_epi8(_mm_xor_si128(hi, s8), s8);
+            }
+            const __m128i a = _mm_unpacklo_epi8(lo, hi), b = _mm_unpackhi_epi8(lo, hi);
+            _mm256_storeu_si256((__m256i *)(codes + i), _mm256_cvtepi8_epi32(a));
+            _mm256_storeu_si256((__m256i *)(codes + i + 8), _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8)));
+            _mm256_storeu_si256((__m256i *)(codes + i + 16), _mm256_cvtepi8_epi32(b));
+            _mm256_storeu_si256((__m256i *)(codes + i + 24), _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+        }
+    if (i < n)
+        llmq_unpack_codes(srow, c0 + i, codes + i, n - i, bits, sgn);
+}
+
 static llmq_status xq_dequantize(llmq_backend *be, const llmq_quant_job *job)
 {
     (void)be;
     const int64_t g = job->map.col_group;
     const llmq_dtype sd = job->src_dtype, dd = job->dst_dtype;
-    const bool bytes = sd == LLMQ_DTYPE_S8 || sd == LLMQ_DTYPE_U8;
     const int bits = (int)llmq_dtype_bits(sd);
     const bool sgn = sd == LLMQ_DTYPE_S8 || sd == LLMQ_DTYPE_S4 || sd == LLMQ_DTYPE_S2;
     int32_t codes[XQ_CHUNK + 8];
@@ -278,26 +312,26 @@ static llmq_status xq_dequantize(llmq_backend *be, const llmq_quant_job *job)
         const int64_t base = llmq_param_row_base(&job->map, job->row0 + r);
         for (int64_t c0 = 0; c0 < job->cols; c0 += XQ_CHUNK) {
             const int64_t n = job->cols - c0 < XQ_CHUNK ? job->cols - c0 : XQ_CHUNK;
-            if (bytes) {
-                for (int64_t i = 0; i < n; i++)
-                    codes[i] = sgn ? (int32_t)(int8_t)srow[c0 + i] : (int32_t)srow[c0 + i];
-            } else {
-                llmq_unpack_codes(srow, c0, codes, n, bits, sgn);
-            }
+            xq_unpack_row(srow, c0, codes, n, bits, sgn);
             for (int64_t i = n; i < n + 8; i++)
                 codes[i] = 0;
+            int64_t gi = c0 / g, gend = (gi + 1) * g; /* the group of column c0 + c, its end */
             for (int64_t c = 0; c < n; c += 8) {
                 const int m = n - c < 8 ? (int)(n - c) : 8;
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(codes + c));
                 __m256 s;
                 __m256i zp;
                 const int64_t col = c0 + c;
+                if (g != 1 && gend <= col) { /* the next group (one division per group) */
+                    gi = col / g;
+                    gend = (gi + 1) * g;
+                }
                 if (g == 1 && m == 8) {
                     s = _mm256_loadu_ps(job->scale + base + col);
                     zp = _mm256_loadu_si256((const __m256i *)(job->zero_point + base + col));
-                } else if (g != 1 && col / g == (col + m - 1) / g) {
-                    s = _mm256_set1_ps(job->scale[base + col / g]);
-                    zp = _mm256_set1_epi32(job->zero_point[base + col / g]);
+                } else if (g != 1 && col + m <= gend) {
+                    s = _mm256_set1_ps(job->scale[base + gi]);
+                    zp = _mm256_set1_epi32(job->zero_point[base + gi]);
                 } else { /* a group boundary inside these 8: per lane */
                     float sv[8] = {0};
                     int32_t zv[8] = {0};
