@@ -612,6 +612,8 @@ typedef struct xg_gemv {
     int64_t m, n, k, kv;    /* kv: the part of K done 32 at a time */
     int64_t group, ngroups; /* runs of k with one B parameter pair: the whole K when uniform */
     bool grouped, nibbles;
+    bool t16;               /* 4-bit grouped GEMV with 16 B rows per zmm lane set (XG_GEMV_ZMM) */
+    float *pwork;           /* t16: per worker, [ngroups][16] scales then zero points + w_off */
     int16_t *a16;           /* GEMV: [m][k] a - zA, permuted (xg_a_index) */
     int8_t *a8;             /* VNNI GEMV: [m][k] a_s = a - a_off as s8, permuted */
     int32_t *asum;          /* GEMV: [m][ngroups] sums of a16 (VNNI: of a_s, vector part) */
@@ -645,6 +647,8 @@ static inline int64_t xg_a_index(const xg_gemv *v, int64_t k)
     if (!v->nibbles || k >= v->kv)
         return k;
     const int64_t b = k % 32;
+    if (v->t16) /* per 8 k (one dword of 4-bit codes): the 4 evens, then the 4 odds */
+        return k - b + b / 8 * 8 + b % 2 * 4 + b % 8 / 2;
     return k - b + (b % 2 == 0 ? b / 2 : 16 + b / 2);
 }
 
@@ -1026,6 +1030,159 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
     }
 }
 
+#ifdef XG_GEMV_ZMM
+/* ---- 4-bit grouped GEMV, 16 B rows at once (the AVX-512 tier) ----
+ * Each 32 k of 16 B rows (16 bytes a row) are transposed in registers so that dword lane j
+ * holds row j's codes: the two nibbles of each byte give 4 k per lane for VPDPBUSD against a
+ * broadcast of 4 activations (A stored in the matching order, xg_a_index). The group sums then
+ * lie one per lane, rows in lanes: no horizontal sum per group, and the zero-point correction
+ * and the float epilogue run on 16 rows at once, in the reference's order. Used when every
+ * row of A has zA - a_off = 0 (s8 A with zero point 0: sum w is then not needed). */
+
+/* 32 k of rows brow[0..16) from byte offset off as the even-k and odd-k codes, u8 w = code +
+ * w_off, 4 per lane: e[d] / o[d] hold k = 8d + 0, 2, 4, 6 / 8d + 1, 3, 5, 7. */
+static LLMQ_ALWAYS_INLINE void xg_t16_load(const uint8_t *const *brow, size_t off, bool sgn,
+                                           __m512i e[4], __m512i o[4])
+{
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i t[4];
+    for (int q = 0; q < 4; q++) { /* rows 4q .. 4q + 3, then lane d = their dword d */
+        __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(brow[4 * q] + off)));
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(brow[4 * q + 1] + off)), 1);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(brow[4 * q + 2] + off)), 2);
+        z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(brow[4 * q + 3] + off)), 3);
+        t[q] = _mm512_permutexvar_epi32(idx, z);
+    }
+    const __m512i u0 = _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i u1 = _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i u2 = _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i u3 = _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i d[4] = {_mm512_shuffle_i32x4(u0, u2, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(u0, u2, _MM_SHUFFLE(3, 1, 3, 1)),
+                          _mm512_shuffle_i32x4(u1, u3, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(u1, u3, _MM_SHUFFLE(3, 1, 3, 1))};
+    const __m512i m4 = _mm512_set1_epi8(0x0f), flip = _mm512_set1_epi8(sgn ? 8 : 0);
+    for (int i = 0; i < 4; i++) {
+        e[i] = _mm512_xor_si512(_mm512_and_si512(d[i], m4), flip);
+        o[i] = _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(d[i], 4), m4), flip);
+    }
+}
+
+/* Rows brow[0..16) (their parameters transposed in sbt / zbt) against the mm rows of A from
+ * row m: the float sums of every group, in facc[r] (16 rows in the lanes). */
+static LLMQ_ALWAYS_INLINE void xg_t16_rows(const xg_gemv *v, const uint8_t *const *brow,
+                                           const int64_t *nr, const float *sbt,
+                                           const int32_t *zbt, int32_t w_off, bool sgn, int64_t m,
+                                           const int mm, __m512 facc[4])
+{
+    const llmq_matmul_job *j = v->j;
+    for (int r = 0; r < mm; r++)
+        facc[r] = _mm512_setzero_ps();
+    for (int64_t gi = 0; gi < v->ngroups; gi++) {
+        const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+        const int64_t kv = k1 < v->kv ? k1 : v->kv;
+        __m512i acc[4];
+        for (int r = 0; r < mm; r++)
+            acc[r] = _mm512_setzero_si512();
+        for (int64_t k = k0; k < kv; k += 32) {
+            __m512i e[4], o[4];
+            if (k % 128 == 0) /* 16 short streams: ask for each row's next-but-one line */
+                for (int i = 0; i < 16; i++)
+                    _mm_prefetch((const char *)brow[i] + k / 2 + 128, _MM_HINT_T0);
+            xg_t16_load(brow, (size_t)k / 2, sgn, e, o);
+            LLMQ_UNROLL
+            for (int r = 0; r < mm; r++) {
+                const int8_t *a = v->a8 + (m + r) * v->k + k;
+                for (int d = 0; d < 4; d++) {
+                    int32_t ae, ao;
+                    memcpy(&ae, a + 8 * d, 4);
+                    memcpy(&ao, a + 8 * d + 4, 4);
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], e[d], _mm512_set1_epi32(ae));
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], o[d], _mm512_set1_epi32(ao));
+                }
+            }
+        }
+        const __m512i zbw = _mm512_loadu_si512((const void *)(zbt + gi * 16));
+        const __m512 sb = _mm512_loadu_ps(sbt + gi * 16);
+        for (int r = 0; r < mm; r++) {
+            /* - (zB + w_off) sum a_s, modulo 2^32: exact */
+            __m512i p = _mm512_sub_epi32(
+                acc[r], _mm512_mullo_epi32(zbw, _mm512_set1_epi32(v->asum[(m + r) * v->ngroups + gi])));
+            if (kv < k1) { /* the tail past the last 32, in natural order (zA = a_off) */
+                const int8_t *a = v->a8 + (m + r) * v->k;
+                int32_t t[16];
+                for (int i = 0; i < 16; i++) {
+                    uint32_t sum = 0;
+                    for (int64_t kk = kv; kk < k1; kk++)
+                        sum += (uint32_t)(a[kk] * (xg_code(&j->b, nr[i], kk) - (zbt[gi * 16 + i] - w_off)));
+                    t[i] = (int32_t)sum;
+                }
+                p = _mm512_add_epi32(p, _mm512_loadu_si512((const void *)t));
+            }
+            /* acc += (float)p * sA * sB, in group order from 0.0f */
+            facc[r] = _mm512_add_ps(facc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p),
+                                                                         _mm512_set1_ps(v->sa[m + r])),
+                                                           sb));
+        }
+    }
+}
+
+static LLMQ_ALWAYS_INLINE void xg_gemv_t16_task_dt(void *arg, int64_t task, int worker,
+                                                   llmq_dtype dt)
+{
+    const xg_gemv *v = arg;
+    const llmq_matmul_job *j = v->j;
+    const int64_t n0 = task * v->rows_per_task;
+    const int64_t n1 = n0 + v->rows_per_task < v->n ? n0 + v->rows_per_task : v->n;
+    const bool sgn = dt == LLMQ_DTYPE_S4;
+    const int32_t w_off = sgn ? 8 : 0;
+    float *sbt = v->pwork + (size_t)worker * 32 * (size_t)v->ngroups;
+    int32_t *zbt = (int32_t *)(sbt + 16 * v->ngroups);
+    for (int64_t n = n0; n < n1; n += 16) {
+        const int cnt = (int)(n1 - n < 16 ? n1 - n : 16);
+        const uint8_t *brow[16];
+        int64_t nr[16];
+        for (int i = 0; i < 16; i++) { /* rows past n1 repeat the last one, never stored */
+            nr[i] = n + (i < cnt ? i : cnt - 1);
+            brow[i] = (const uint8_t *)j->b.data + (size_t)nr[i] * j->b.stride;
+            const int64_t base = xg_row_base(&j->b.map, nr[i]);
+            for (int64_t gi = 0; gi < v->ngroups; gi++) {
+                sbt[gi * 16 + i] = j->b.scale[base + gi];
+                zbt[gi * 16 + i] = j->b.zero_point[base + gi] + w_off;
+            }
+        }
+        float bias[24] = {0};
+        for (int i = 0; i < cnt && j->bias != NULL; i++)
+            bias[i] = j->bias[n + i];
+        for (int64_t m = 0; m < v->m; m += 4) {
+            const int mm = v->m - m < 4 ? (int)(v->m - m) : 4;
+            __m512 facc[4];
+            switch (mm) { /* the row count a constant in each copy */
+            case 1: xg_t16_rows(v, brow, nr, sbt, zbt, w_off, sgn, m, 1, facc); break;
+            case 2: xg_t16_rows(v, brow, nr, sbt, zbt, w_off, sgn, m, 2, facc); break;
+            case 3: xg_t16_rows(v, brow, nr, sbt, zbt, w_off, sgn, m, 3, facc); break;
+            default: xg_t16_rows(v, brow, nr, sbt, zbt, w_off, sgn, m, 4, facc); break;
+            }
+            for (int r = 0; r < mm; r++) {
+                xg_epilogue_float(j, m + r, n, cnt < 8 ? cnt : 8, _mm512_castps512_ps256(facc[r]), bias);
+                if (cnt > 8)
+                    xg_epilogue_float(j, m + r, n + 8, cnt - 8,
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(facc[r]), 1)),
+                                      bias + 8);
+            }
+        }
+    }
+}
+
+static void xg_gemv_t16_task(void *arg, int64_t task, int worker)
+{
+    if (((const xg_gemv *)arg)->j->b.dtype == LLMQ_DTYPE_S4)
+        xg_gemv_t16_task_dt(arg, task, worker, LLMQ_DTYPE_S4);
+    else
+        xg_gemv_t16_task_dt(arg, task, worker, LLMQ_DTYPE_U4);
+}
+#endif
+
 static void xg_gemv_task(void *arg, int64_t task, int worker)
 {
     (void)worker;
@@ -1042,8 +1199,20 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
 #else
     const size_t a_elem = 2;
 #endif
+    const int64_t tasks = (v.n + v.rows_per_task - 1) / v.rows_per_task;
+#ifdef XG_GEMV_ZMM
+    /* 4-bit groups with A zero points at a_off (s8 A, zero point 0): 16 rows per lane set */
+    bool zero_za = true;
+    for (int64_t m = 0; m < v.m && zero_za; m++) {
+        const int64_t pa = xg_param(&j->a, m, 0);
+        zero_za = j->a.zero_point[pa] == (j->a.dtype == LLMQ_DTYPE_U8 ? 128 : 0);
+    }
+    v.t16 = v.nibbles && v.grouped && zero_za;
+#endif
     const size_t a_bytes = (((size_t)v.m * (size_t)v.k * a_elem) + 63) & ~(size_t)63;
-    const size_t total = a_bytes + (size_t)v.m * (size_t)(v.ngroups + 2) * 4;
+    const size_t p_bytes = (((size_t)v.m * (size_t)(v.ngroups + 2) * 4) + 63) & ~(size_t)63;
+    const size_t t_bytes = v.t16 ? (size_t)llmq_parallel_workers(ctx, tasks) * 128 * (size_t)v.ngroups : 0;
+    const size_t total = a_bytes + p_bytes + t_bytes;
     char *ws = llmq_scratch(ctx, total);
     if (ws == NULL)
         return xg_oom(be, total);
@@ -1052,8 +1221,15 @@ static llmq_status xg_int_gemv(llmq_backend *be, const llmq_matmul_job *j)
     v.asum = (int32_t *)(ws + a_bytes);
     v.sa = (float *)(v.asum + v.m * v.ngroups);
     v.zas = (int32_t *)(v.sa + v.m);
+    v.pwork = (float *)(ws + a_bytes + p_bytes);
     xg_for(ctx, j, v.m, XG_GEMV_PREP, &v);
-    xg_for(ctx, j, (v.n + v.rows_per_task - 1) / v.rows_per_task, xg_gemv_task, &v);
+#ifdef XG_GEMV_ZMM
+    if (v.t16) {
+        xg_for(ctx, j, tasks, xg_gemv_t16_task, &v);
+        return LLMQ_OK;
+    }
+#endif
+    xg_for(ctx, j, tasks, xg_gemv_task, &v);
     return LLMQ_OK;
 }
 

@@ -1,7 +1,7 @@
 /* test_gemm_vs_scalar.c - every tier's matmul against the scalar reference: random shapes with
  * M, N, K in {1, 3, 17, 64, 1000}, every operand combination of docs/gemm.md, extreme codes
- * (-128 / 127, zero points at both ends of the grid, all-equal rows), prepacked weights, and
- * thread counts. Integer and exact-float epilogues must be bit-identical; weight-only products
+ * (-128 / 127, zero points at both ends of the grid, all-equal rows), prepacked weights,
+ * grouped 4-bit decoding with symmetric activations, and thread counts. Integer and exact-float epilogues must be bit-identical; weight-only products
  * within the docs/gemm.md bound. SPDX-License-Identifier: MIT */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@ typedef struct gcase {
     int b_gran;   /* 0 per tensor, 1 per channel, 2 per group */
     int64_t group;
     int kn, packed, bias, extreme, multiplier, c_per_channel;
+    int a_centered; /* A's zero points at the grid's middle (0 for s8, 128 for u8) */
 } gcase;
 
 /* Strided operands: when `pad` > 0, tensors are wrapped over buffers whose rows are `pad`
@@ -240,6 +241,11 @@ static void run_case(llmq_context *ctx, llmq_context *ref, const gcase *g, uint6
                                      0, 0, g->m, g->k);
     if (!is_float(g->ad))
         fill_codes(ctx, &rng, a, g->extreme);
+    if (g->a_centered) {
+        int32_t *za = llmq_tensor_data(llmq_tensor_zero_point(a));
+        for (int64_t i = 0; i < llmq_tensor_numel(llmq_tensor_zero_point(a)); i++)
+            za[i] = g->ad == LLMQ_DTYPE_U8 ? 128 : 0;
+    }
     const llmq_granularity bg = g->b_gran == 0   ? LLMQ_GRANULARITY_PER_TENSOR
                                 : g->b_gran == 1 ? LLMQ_GRANULARITY_PER_CHANNEL
                                                  : LLMQ_GRANULARITY_PER_GROUP;
@@ -368,6 +374,40 @@ static void integer_products_bit_equal(void **state)
         run_case(ctx, ref, &g, test_rng_next(&rng));
         pad = 0;
         done++;
+    }
+    llmq_context_destroy(ref);
+    llmq_context_destroy(ctx);
+}
+
+/* Decoding shapes of W4A8 with symmetric activations (A's zero point at the grid's middle,
+ * the AVX-512 tier's 16-row kernel): M <= 4, 4-bit weights in groups, N and K with tails. */
+static void grouped_4bit_decode_bit_equal(void **state)
+{
+    llmq_context *ctx;
+    TIER_CONTEXT_OR_SKIP(state, ctx);
+    llmq_context *ref = scalar_context();
+    test_rng rng = {17};
+    static const int64_t ns[] = {1, 3, 17, 64, 1000}, ks[] = {32, 64, 96, 250, 1000, 1041};
+    static const int64_t groups[] = {32, 64, 128};
+    static const llmq_dtype cds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_BF16, LLMQ_DTYPE_S8};
+    for (int it = 0; it < 40; it++) {
+        gcase g = {0};
+        g.m = 1 + (int64_t)(test_rng_next(&rng) % 4);
+        g.n = pick(&rng, ns, 5);
+        g.k = pick(&rng, ks, 6);
+        g.ad = it % 5 == 4 ? LLMQ_DTYPE_U8 : LLMQ_DTYPE_S8;
+        g.a_per_token = (int)(test_rng_next(&rng) % 2);
+        g.a_centered = 1;
+        g.bd = test_rng_next(&rng) % 2 ? LLMQ_DTYPE_S4 : LLMQ_DTYPE_U4;
+        g.b_gran = 2;
+        g.group = pick(&rng, groups, 3);
+        g.cd = cds[test_rng_next(&rng) % 3];
+        g.bias = is_float(g.cd) && test_rng_next(&rng) % 2;
+        g.extreme = (int)(test_rng_next(&rng) % 4);
+        g.c_per_channel = (int)(test_rng_next(&rng) % 2);
+        pad = it % 5 == 1 ? 4 + 4 * (int)(test_rng_next(&rng) % 10) : 0;
+        run_case(ctx, ref, &g, test_rng_next(&rng));
+        pad = 0;
     }
     llmq_context_destroy(ref);
     llmq_context_destroy(ctx);
@@ -513,6 +553,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(integer_products_bit_equal),
         cmocka_unit_test(extreme_accumulators_bit_equal),
+        cmocka_unit_test(grouped_4bit_decode_bit_equal),
         cmocka_unit_test(weight_only_within_bound),
         cmocka_unit_test(thread_counts_bit_identical),
     };
