@@ -793,6 +793,41 @@ static void weight_only(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* More weight-only cases: every path of the tensor-core GEMV (f16 / bf16, s4 / u4, zero
+ * points or not, g128 / g256 / per channel, M 1..33, row and column tails, strided A) and the
+ * CUDA-core ones. */
+static void weight_only_every_path(void **state)
+{
+    (void)state;
+    llmq_context *ctx = cuda_context();
+    test_rng r = {11};
+    static const llmq_dtype as[] = {LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16, LLMQ_DTYPE_F16,
+                                    LLMQ_DTYPE_BF16, LLMQ_DTYPE_F32};
+    static const llmq_dtype bs[] = {LLMQ_DTYPE_S4, LLMQ_DTYPE_U4, LLMQ_DTYPE_U4, LLMQ_DTYPE_S4,
+                                    LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4};
+    static const llmq_dtype cs[] = {LLMQ_DTYPE_F16, LLMQ_DTYPE_F32, LLMQ_DTYPE_BF16};
+    static const int64_t ms[] = {1, 2, 3, 7, 8, 9, 16, 17, 33, 1, 1};
+    static const int64_t ns[] = {1, 15, 16, 17, 40, 300, 33, 1000};
+    static const int64_t ks[] = {32, 96, 128, 160, 384, 1024, 4096, 4128, 2048};
+    static const int64_t groups[] = {128, 256, 0, 32, 384, 128, 512, 64};
+    int count = 0;
+    for (int i = 0; i < 260; i++) {
+        const int64_t g = groups[i % 8];
+        const int64_t m = ms[(i / 3) % 11], n = ns[(i / 2 + i) % 8], k = ks[(i / 5 + 2 * i) % 9];
+        if (m * n * k > 60000000)
+            continue;
+        mcase c = {m, n, k, as[i % 5], bs[(i / 5) % 7], cs[(i / 7) % 3], LLMQ_SYMMETRY_SYMMETRIC,
+                   (i / 4) % 2 ? LLMQ_SYMMETRY_ASYMMETRIC : LLMQ_SYMMETRY_SYMMETRIC,
+                   LLMQ_GRANULARITY_PER_TENSOR,
+                   g ? LLMQ_GRANULARITY_PER_GROUP : LLMQ_GRANULARITY_PER_CHANNEL, g, 0, i % 2,
+                   LLMQ_REQUANT_EXACT, i % 11 == 5 ? 16 : 0};
+        run_mcase(ctx, &c, &r);
+        count++;
+    }
+    print_message("%d more weight-only products within the bound\n", count);
+    llmq_context_destroy(ctx);
+}
+
 int main(void)
 {
     llmq_context *ctx = NULL;
@@ -810,6 +845,7 @@ int main(void)
         cmocka_unit_test(quantize_matches_cpu),    cmocka_unit_test(ranges_match_cpu),
         cmocka_unit_test(gemm_s32_all_small_shapes), cmocka_unit_test(gemm_epilogues),
         cmocka_unit_test(gemm_generic_paths),      cmocka_unit_test(weight_only),
+        cmocka_unit_test(weight_only_every_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
