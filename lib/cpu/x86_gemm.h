@@ -664,6 +664,16 @@ static inline int xg_rows4(const llmq_matmul_job *j, int64_t n, int64_t n1, int6
     return (int)(n1 - n < 4 ? n1 - n : 4);
 }
 
+/* B's scales and zero points of group gi for the rows whose parameter bases are bidx[0..4). */
+static inline void xg_group_params(const llmq_matmul_job *j, const int64_t bidx[4], int64_t gi,
+                                   float sb[4], int32_t zb[4])
+{
+    for (int i = 0; i < 4; i++) {
+        sb[i] = j->b.scale[bidx[i] + gi];
+        zb[i] = j->b.zero_point[bidx[i] + gi];
+    }
+}
+
 /* Call fn(arg, task, dtype) with the B dtype as a constant, so that no dtype branch is left in
  * the inner loops. */
 #define XG_FOR_DTYPE(fn, arg, task)                                                            \
@@ -999,10 +1009,7 @@ static LLMQ_ALWAYS_INLINE void xg_gemv_task_dt(void *arg, int64_t task, llmq_dty
             for (int64_t gi = 0; gi < v->ngroups; gi++) {
                 const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
                 int32_t zb[4];
-                for (int i = 0; i < 4; i++) {
-                    sb[i] = j->b.scale[bidx[i] + gi];
-                    zb[i] = j->b.zero_point[bidx[i] + gi];
-                }
+                xg_group_params(j, bidx, gi, sb, zb);
                 __m128i part[2];
                 XG_GEMV_BLOCK(v, nr, zb, m, mm, gi, k0, k1, part, dt);
                 for (int r = 0; r < mm; r++) {
@@ -1351,10 +1358,7 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_dt(void *arg, int64_t task, int worker
             const int64_t kv = k1 < v->kv ? k1 : v->kv;
             float sb[4];
             int32_t zb[4];
-            for (int i = 0; i < 4; i++) {
-                sb[i] = j->b.scale[bidx[i] + gi];
-                zb[i] = j->b.zero_point[bidx[i] + gi];
-            }
+            xg_group_params(j, bidx, gi, sb, zb);
             if (wbuf != NULL)
                 for (int i = 0; i < 4; i++)
                     for (int64_t k = k0; k < kv; k += 32) {
@@ -1508,10 +1512,7 @@ static LLMQ_ALWAYS_INLINE void xg_wo_rows_zmm(const xg_gemv *v, const uint8_t *c
         const int64_t kv = k1 < v->kv ? k1 : v->kv;
         float sb[4];
         int32_t zb[4];
-        for (int i = 0; i < 4; i++) {
-            sb[i] = j->b.scale[bidx[i] + gi];
-            zb[i] = j->b.zero_point[bidx[i] + gi];
-        }
+        xg_group_params(j, bidx, gi, sb, zb);
         __m512 part[2][4];
         xg_wo_group_zmm(brow, zb, a0, a1, mm, k0, kv, NULL, part, dt);
         for (int r = 0; r < mm; r++) {
@@ -1552,18 +1553,14 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_zmm(void *arg, int64_t task, int worke
             const int64_t kv = k1 < v->kv ? k1 : v->kv;
             float sb[4];
             int32_t zb[4];
-            for (int i = 0; i < 4; i++) {
-                sb[i] = j->b.scale[bidx[i] + gi];
-                zb[i] = j->b.zero_point[bidx[i] + gi];
-            }
-            if (wbuf != NULL)
-                for (int i = 0; i < 4; i++)
-                    for (int64_t k = k0; k < kv; k += 32) {
-                        __m512 w[2];
-                        xg_w32_zmm(brow[i], dt, k, zb[i], w);
-                        _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0), w[0]);
-                        _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + 16, w[1]);
-                    }
+            xg_group_params(j, bidx, gi, sb, zb);
+            for (int i = 0; i < 4; i++)
+                for (int64_t k = k0; k < kv; k += 32) {
+                    __m512 w[2];
+                    xg_w32_zmm(brow[i], dt, k, zb[i], w);
+                    _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0), w[0]);
+                    _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + 16, w[1]);
+                }
             for (int64_t m = 0; m < v->m; m += 2) {
                 const int mm = v->m - m < 2 ? 1 : 2;
                 const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
