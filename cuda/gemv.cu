@@ -291,8 +291,8 @@ template <bool P, typename T> __device__ __forceinline__ T pin(T v)
 }
 
 /* Shared-memory address of a __shared__ object, as the cp.async / ld.shared instructions
- * take it. */
-__device__ __forceinline__ uint32_t smem_addr(const void *ptr)
+ * take it. ([[maybe_unused]] on these helpers: only the sm_80+ passes compile their callers.) */
+[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void *ptr)
 {
     return (uint32_t)__cvta_generic_to_shared(ptr);
 }
@@ -318,14 +318,14 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int sr
 #endif
 }
 
-__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src)
+[[maybe_unused]] __device__ __forceinline__ void cp_async4(uint32_t dst, const void *src)
 {
 #if __CUDA_ARCH__ >= 800
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
 #endif
 }
 
-__device__ __forceinline__ void cp_async_commit()
+[[maybe_unused]] __device__ __forceinline__ void cp_async_commit()
 {
 #if __CUDA_ARCH__ >= 800
     asm volatile("cp.async.commit_group;" ::: "memory");
@@ -340,7 +340,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 #endif
 }
 
-__device__ __forceinline__ uint4 lds128(uint32_t addr)
+[[maybe_unused]] __device__ __forceinline__ uint4 lds128(uint32_t addr)
 {
     uint4 v;
     asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
@@ -350,7 +350,7 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr)
     return v;
 }
 
-__device__ __forceinline__ void sts32(uint32_t addr, uint32_t v)
+[[maybe_unused]] __device__ __forceinline__ void sts32(uint32_t addr, uint32_t v)
 {
     asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
 }
