@@ -119,6 +119,19 @@ static inline void x86_store_codes8(uint8_t *dst, __m256i q, int sgn)
     _mm_storel_epi64((__m128i *)dst, b);
 }
 
+/* The low and high nibbles of 16 bytes of packed 4-bit codes (elements 2i and 2i + 1) as
+ * bytes, sign-extended from 4 bits when sgn. */
+static inline void x86_nibbles(__m128i x, bool sgn, __m128i *lo, __m128i *hi)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f), s8 = _mm_set1_epi8(8);
+    *lo = _mm_and_si128(x, m4);
+    *hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+    if (sgn) {
+        *lo = _mm_sub_epi8(_mm_xor_si128(*lo, s8), s8);
+        *hi = _mm_sub_epi8(_mm_xor_si128(*hi, s8), s8);
+    }
+}
+
 static inline int32_t x86_hsum_epi32(__m256i v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

@@ -331,14 +331,9 @@ static void xg_decode_row(const llmq_matmul_job *j, int64_t n, int64_t k0, int64
     case LLMQ_DTYPE_S4:
     case LLMQ_DTYPE_U4: { /* k0 is even: byte k0 / 2 starts the run; element 2i is the low nibble */
         const bool sgn = j->b.dtype == LLMQ_DTYPE_S4;
-        const __m128i m4 = _mm_set1_epi8(0x0f), s8 = _mm_set1_epi8(8);
         for (; i + 32 <= len; i += 32) {
-            const __m128i x = _mm_loadu_si128((const __m128i *)(row + (k0 + i) / 2));
-            __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
-            if (sgn) {
-                lo = _mm_sub_epi8(_mm_xor_si128(lo, s8), s8);
-                hi = _mm_sub_epi8(_mm_xor_si128(hi, s8), s8);
-            }
+            __m128i lo, hi;
+            x86_nibbles(_mm_loadu_si128((const __m128i *)(row + (k0 + i) / 2)), sgn, &lo, &hi);
             _mm_storeu_si128((__m128i *)(out + i), _mm_unpacklo_epi8(lo, hi));
             _mm_storeu_si128((__m128i *)(out + i + 16), _mm_unpackhi_epi8(lo, hi));
         }
@@ -701,13 +696,10 @@ static LLMQ_ALWAYS_INLINE void xg_b32(const uint8_t *row, llmq_dtype dt, int64_t
         *hi = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(row + k + 16)));
         break;
     default: {
-        const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
-        const __m128i m4 = _mm_set1_epi8(0x0f);
-        __m128i e = _mm_and_si128(x, m4), o = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+        __m128i e, o;
+        x86_nibbles(_mm_loadu_si128((const __m128i *)(row + (size_t)k / 2)), dt == LLMQ_DTYPE_S4,
+                    &e, &o);
         if (dt == LLMQ_DTYPE_S4) {
-            const __m128i s8 = _mm_set1_epi8(8);
-            e = _mm_sub_epi8(_mm_xor_si128(e, s8), s8);
-            o = _mm_sub_epi8(_mm_xor_si128(o, s8), s8);
             *lo = _mm256_cvtepi8_epi16(e);
             *hi = _mm256_cvtepi8_epi16(o);
         } else {
@@ -766,9 +758,8 @@ static LLMQ_ALWAYS_INLINE __m256i xg_w32_u8(const uint8_t *row, llmq_dtype dt, i
     case LLMQ_DTYPE_U8:
         return _mm256_loadu_si256((const __m256i *)(row + k));
     default: {
-        const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
-        const __m128i m4 = _mm_set1_epi8(0x0f);
-        __m128i e = _mm_and_si128(x, m4), o = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
+        __m128i e, o; /* the raw nibbles; s4: nibble ^ 8 = code + 8 */
+        x86_nibbles(_mm_loadu_si128((const __m128i *)(row + (size_t)k / 2)), false, &e, &o);
         if (dt == LLMQ_DTYPE_S4) {
             e = _mm_xor_si128(e, _mm_set1_epi8(8));
             o = _mm_xor_si128(o, _mm_set1_epi8(8));
@@ -1282,14 +1273,9 @@ static LLMQ_ALWAYS_INLINE void xg_w32(const uint8_t *row, llmq_dtype dt, int64_t
         return;
     }
     /* 4-bit: code - zB is in [-15, 15], so s8 arithmetic is exact */
-    const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
-    const __m128i m4 = _mm_set1_epi8(0x0f);
-    __m128i c0 = _mm_and_si128(x, m4), c1 = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
-    if (dt == LLMQ_DTYPE_S4) {
-        const __m128i s8 = _mm_set1_epi8(8);
-        c0 = _mm_sub_epi8(_mm_xor_si128(c0, s8), s8);
-        c1 = _mm_sub_epi8(_mm_xor_si128(c1, s8), s8);
-    }
+    __m128i c0, c1;
+    x86_nibbles(_mm_loadu_si128((const __m128i *)(row + (size_t)k / 2)), dt == LLMQ_DTYPE_S4, &c0,
+                &c1);
     const __m128i z = _mm_set1_epi8((char)zb);
     c0 = _mm_sub_epi8(c0, z);
     c1 = _mm_sub_epi8(c1, z);
@@ -1426,14 +1412,9 @@ static LLMQ_ALWAYS_INLINE void xg_w32_zmm(const uint8_t *row, llmq_dtype dt, int
                                                        _mm256_castps_pd(h[2 * q + 1]), 1));
         return;
     }
-    const __m128i x = _mm_loadu_si128((const __m128i *)(row + (size_t)k / 2));
-    const __m128i m4 = _mm_set1_epi8(0x0f);
-    __m128i c0 = _mm_and_si128(x, m4), c1 = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
-    if (dt == LLMQ_DTYPE_S4) {
-        const __m128i s8 = _mm_set1_epi8(8);
-        c0 = _mm_sub_epi8(_mm_xor_si128(c0, s8), s8);
-        c1 = _mm_sub_epi8(_mm_xor_si128(c1, s8), s8);
-    }
+    __m128i c0, c1;
+    x86_nibbles(_mm_loadu_si128((const __m128i *)(row + (size_t)k / 2)), dt == LLMQ_DTYPE_S4, &c0,
+                &c1);
     const __m128i z = _mm_set1_epi8((char)zb); /* code - zB is in [-15, 15] */
     w[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(c0, z)));
     w[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(c1, z)));
@@ -1527,6 +1508,46 @@ static LLMQ_ALWAYS_INLINE void xg_wo_rows_zmm(const xg_gemv *v, const uint8_t *c
             _mm512_storeu_ps(tot + r * XG_WO_ROW_FLOATS + i * 16, acc[r][i]);
 }
 
+/* All groups of 4 B rows against every row of A (more than 2), each group's weights unpacked
+ * once into wbuf; lane totals in tot. */
+static LLMQ_ALWAYS_INLINE void xg_wo_groups_zmm(const xg_gemv *v, const uint8_t *const *brow,
+                                                const int64_t *nr, const int64_t *bidx,
+                                                float *wbuf, float *tot, llmq_dtype dt)
+{
+    const llmq_matmul_job *j = v->j;
+    for (int64_t gi = 0; gi < v->ngroups; gi++) {
+        const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
+        const int64_t kv = k1 < v->kv ? k1 : v->kv;
+        float sb[4];
+        int32_t zb[4];
+        xg_group_params(j, bidx, gi, sb, zb);
+        for (int i = 0; i < 4; i++)
+            for (int64_t k = k0; k < kv; k += 32) {
+                __m512 w[2];
+                xg_w32_zmm(brow[i], dt, k, zb[i], w);
+                _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0), w[0]);
+                _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + 16, w[1]);
+            }
+        for (int64_t m = 0; m < v->m; m += 2) {
+            const int mm = v->m - m < 2 ? 1 : 2;
+            const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
+            __m512 part[2][4];
+            if (mm == 1) /* two copies, the row count a constant in each */
+                xg_wo_group_zmm(brow, zb, a0, a1, 1, k0, kv, wbuf, part, dt);
+            else
+                xg_wo_group_zmm(brow, zb, a0, a1, 2, k0, kv, wbuf, part, dt);
+            for (int r = 0; r < mm; r++) {
+                float *t = tot + (m + r) * XG_WO_ROW_FLOATS;
+                for (int i = 0; i < 4; i++)
+                    _mm512_storeu_ps(t + i * 16, _mm512_fmadd_ps(part[r][i], _mm512_set1_ps(sb[i]),
+                                                                 _mm512_loadu_ps(t + i * 16)));
+                if (kv < k1)
+                    xg_wo_tail(j, r ? a1 : a0, nr, zb, sb, kv, k1, t + 64);
+            }
+        }
+    }
+}
+
 static LLMQ_ALWAYS_INLINE void xg_wo_task_zmm(void *arg, int64_t task, int worker, llmq_dtype dt)
 {
     const xg_gemv *v = arg;
@@ -1547,37 +1568,8 @@ static LLMQ_ALWAYS_INLINE void xg_wo_task_zmm(void *arg, int64_t task, int worke
                 xg_wo_rows_zmm(v, brow, nr, bidx, 1, tot, dt);
             else
                 xg_wo_rows_zmm(v, brow, nr, bidx, 2, tot, dt);
-        }
-        for (int64_t gi = 0; wbuf != NULL && gi < v->ngroups; gi++) {
-            const int64_t k0 = gi * v->group, k1 = k0 + v->group < v->k ? k0 + v->group : v->k;
-            const int64_t kv = k1 < v->kv ? k1 : v->kv;
-            float sb[4];
-            int32_t zb[4];
-            xg_group_params(j, bidx, gi, sb, zb);
-            for (int i = 0; i < 4; i++)
-                for (int64_t k = k0; k < kv; k += 32) {
-                    __m512 w[2];
-                    xg_w32_zmm(brow[i], dt, k, zb[i], w);
-                    _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0), w[0]);
-                    _mm512_storeu_ps(wbuf + i * (kv - k0) + (k - k0) + 16, w[1]);
-                }
-            for (int64_t m = 0; m < v->m; m += 2) {
-                const int mm = v->m - m < 2 ? 1 : 2;
-                const float *a0 = v->a32 + m * v->k, *a1 = a0 + (mm > 1 ? v->k : 0);
-                __m512 part[2][4];
-                if (mm == 1) /* two copies, the row count a constant in each */
-                    xg_wo_group_zmm(brow, zb, a0, a1, 1, k0, kv, wbuf, part, dt);
-                else
-                    xg_wo_group_zmm(brow, zb, a0, a1, 2, k0, kv, wbuf, part, dt);
-                for (int r = 0; r < mm; r++) {
-                    float *t = tot + (m + r) * XG_WO_ROW_FLOATS;
-                    for (int i = 0; i < 4; i++)
-                        _mm512_storeu_ps(t + i * 16, _mm512_fmadd_ps(part[r][i], _mm512_set1_ps(sb[i]),
-                                                                     _mm512_loadu_ps(t + i * 16)));
-                    if (kv < k1)
-                        xg_wo_tail(j, r ? a1 : a0, nr, zb, sb, kv, k1, t + 64);
-                }
-            }
+        } else {
+            xg_wo_groups_zmm(v, brow, nr, bidx, wbuf, tot, dt);
         }
         for (int64_t m = 0; m < v->m; m++) {
             void *crow = (uint8_t *)j->c_data + (size_t)m * j->c.stride;

@@ -280,14 +280,8 @@ static inline void xq_unpack_row(const uint8_t *srow, int64_t c0, int32_t *codes
     }
     if (bits == 4) /* 32 codes from 16 bytes: element 2j in the low nibble */
         for (; i + 32 <= n; i += 32) {
-            const __m128i x = _mm_loadu_si128((const __m128i *)(srow + (c0 + i) / 2));
-            const __m128i m4 = _mm_set1_epi8(0x0f);
-            __m128i lo = _mm_and_si128(x, m4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), m4);
-            if (sgn) {
-                const __m128i s8 = _mm_set1_epi8(8);
-                lo = _mm_sub_epi8(_mm_xor_si128(lo, s8), s8);
-                hi = _mm_sub_epi8(_mm_xor_si128(hi, s8), s8);
-            }
+            __m128i lo, hi;
+            x86_nibbles(_mm_loadu_si128((const __m128i *)(srow + (c0 + i) / 2)), sgn, &lo, &hi);
             const __m128i a = _mm_unpacklo_epi8(lo, hi), b = _mm_unpackhi_epi8(lo, hi);
             _mm256_storeu_si256((__m256i *)(codes + i), _mm256_cvtepi8_epi32(a));
             _mm256_storeu_si256((__m256i *)(codes + i + 8), _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8)));
