@@ -13,7 +13,8 @@ const int64_t bench_shapes[6][3] = {
     {128, 4096, 4096}, {512, 4096, 4096}, {1024, 4096, 11008},
 };
 
-static const char *const kind_names[BENCH_KINDS] = {"W8A8", "W8A16", "W4A16", "W4A8"};
+static const char *const kind_names[BENCH_KINDS] = {"W8A8", "W8A16", "W4A16", "W4A8", "W4A16p",
+                                                     "W4A8p"};
 
 const char *bench_kind_name(bench_kind kind)
 {
@@ -22,8 +23,8 @@ const char *bench_kind_name(bench_kind kind)
 
 double bench_weight_bytes(bench_kind kind, int64_t n, int64_t k)
 {
-    return kind == BENCH_W4A16 || kind == BENCH_W4A8 ? (double)n * (double)k / 2
-                                                     : (double)n * (double)k;
+    return kind == BENCH_W8A8 || kind == BENCH_W8A16 ? (double)n * (double)k
+                                                     : (double)n * (double)k / 2;
 }
 
 double bench_now(void)
@@ -159,7 +160,8 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
     uint64_t seed = 1234;
     llmq_tensor *a = NULL, *b = NULL, *bp = NULL, *c = NULL;
     llmq_status st;
-    if (kind == BENCH_W8A16 || kind == BENCH_W4A16) {
+    const int float_a = kind == BENCH_W8A16 || kind == BENCH_W4A16 || kind == BENCH_W4A16P;
+    if (float_a) {
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, k}, &a);
         if (st == LLMQ_OK) {
             float *av = llmq_tensor_data(a);
@@ -175,7 +177,7 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
         else
             st = quantized(ctx, LLMQ_DTYPE_U4, LLMQ_GRANULARITY_PER_GROUP, 128, n, k, &seed, &b);
     }
-    if (st == LLMQ_OK && kind == BENCH_W8A8)
+    if (st == LLMQ_OK && (kind == BENCH_W8A8 || kind == BENCH_W4A16P || kind == BENCH_W4A8P))
         st = llmq_matmul_pack_weights(ctx, b, NULL, &bp);
     if (st == LLMQ_OK)
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, n}, &c);

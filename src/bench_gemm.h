@@ -14,7 +14,9 @@ typedef enum bench_kind {
     BENCH_W8A16 = 1, /* f32 A x s8 B per channel (as stored), f32 output */
     BENCH_W4A16 = 2, /* f32 A x u4 B in groups of 128 with zero points, f32 output */
     BENCH_W4A8 = 3,  /* s8 A per token x u4 B in groups of 128 with zero points, f32 output */
-    BENCH_KINDS = 4
+    BENCH_W4A16P = 4, /* BENCH_W4A16 with B prepacked (llmq_matmul_pack_weights) */
+    BENCH_W4A8P = 5,  /* BENCH_W4A8 with B prepacked */
+    BENCH_KINDS = 6
 } bench_kind;
 
 const char *bench_kind_name(bench_kind kind);

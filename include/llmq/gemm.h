@@ -107,27 +107,40 @@ LLMQ_API LLMQ_NODISCARD llmq_status llmq_matmul_with_options(llmq_context *ctx,
                                                              const llmq_matmul_options *options);
 
 /**
- * Pack 8-bit weights once for llmq_matmul(). The result holds B's codes in the panel layout
- * that the CPU kernels read (docs/KERNELS.md), B's scheme with a copy of its parameters, and
- * the per-channel code sums that the zero-point corrections need. Pass it as `b` to
- * llmq_matmul() any number of times; B itself may be destroyed afterwards.
+ * Pack weights once for llmq_matmul(), in the layout that the CPU kernels read
+ * (docs/KERNELS.md). Pass the result as `b` to llmq_matmul() any number of times; B itself may
+ * be destroyed afterwards.
  *
- * The layout is the same for every CPU tier, scalar included: a packed weight gives the same,
- * bit-identical results on any context, whatever its tier or thread count (it is never
- * re-packed or converted behind the caller's back).
+ * - 8-bit weights (S8/U8) with parameters that do not vary along K (per tensor or per output
+ *   channel), [N, K] or [K, N]: panels of 16 channels x 4 k, with the per-channel code sums that
+ *   the zero-point corrections need. The packed tensor's scale and zero-point tensors are the
+ *   ones llmq_matmul() reads: they may be read and changed like any other.
+ * - 4-bit weights (S4/U4), [N, K], per tensor, per output channel or per group along K (any
+ *   group size; K and the groups need not be multiples of anything: the layout pads them with
+ *   zeros): blocks of 16 channels whose codes for 8 consecutive k share one 32-bit lane, so
+ *   that the decoding kernels (W4A8, W4A16) read one contiguous stream with the channels in the
+ *   vector lanes. The scales and zero points are copied into the packed layout as well (16
+ *   channels per group contiguous, with the code sums of each group) and llmq_matmul() reads
+ *   that copy: changing the packed tensor's scale or zero-point tensors afterwards has no
+ *   effect (pack again instead).
+ *
+ * The layout is the same for every CPU tier, scalar included: a packed weight gives the same
+ * results on any context, whatever its tier or thread count (it is never re-packed or
+ * converted behind the caller's back); the results obey the same contract as the unpacked
+ * weight (docs/gemm.md): integer products bit-identical, weight-only ones within its bound.
  * @param ctx      the context whose allocator holds the packed weights; must outlive them
- * @param b        S8/U8 weights with a scheme whose parameters do not vary along K (per tensor
- *                 or per output channel), [N, K], or [K, N] with options->weight_layout KN
+ * @param b        host weights with a scheme: S8/U8 per tensor or per output channel, [N, K],
+ *                 or [K, N] with options->weight_layout KN; or S4/U4 [N, K] per tensor, per
+ *                 output channel or per group
  * @param options  NULL or options made by llmq_matmul_options_defaults(); only weight_layout
  *                 is read
  * @param packed   receives a new [N, K] tensor (destroy it with llmq_tensor_destroy()), NULL on
  *                 failure. Its data are private: it is accepted only as the weights of
- *                 llmq_matmul() with the default NK layout. Its scale and zero-point tensors
- *                 may be read and changed like any other.
+ *                 llmq_matmul() with the default NK layout.
  * @return LLMQ_OK; LLMQ_ERR_INVALID_ARG (NULL, not 2-D or not quantized, bad parameters,
- *         already packed); LLMQ_ERR_STATE (b has no scheme); LLMQ_ERR_UNSUPPORTED (sub-byte
- *         weights, or parameters that vary along K: use those unpacked); LLMQ_ERR_ABI (options);
- *         LLMQ_ERR_OUT_OF_MEMORY
+ *         already packed, 4-bit weights with the KN layout); LLMQ_ERR_STATE (b has no scheme);
+ *         LLMQ_ERR_UNSUPPORTED (2-bit weights, 8-bit weights whose parameters vary along K, a
+ *         device tensor: use those unpacked); LLMQ_ERR_ABI (options); LLMQ_ERR_OUT_OF_MEMORY
  * @thread ctx-exclusive; the packed tensor is read-shared by any number of contexts and threads
  * @since 0.2
  */

@@ -50,26 +50,67 @@ typedef struct llmq_quant_job {
     uint64_t seed;
 } llmq_quant_job;
 
-/* Weights prepacked by llmq_matmul_pack_weights() (lib/gemm/pack.c; docs/KERNELS.md).
- * The layout is the same for every CPU tier: codes stored as s8 `code - offset` in panels of
- * LLMQ_PACK_NR output channels, each panel k4 blocks of LLMQ_PACK_NR x 4 bytes:
+/* Weights prepacked by llmq_matmul_pack_weights() (lib/gemm/pack.c; docs/KERNELS.md). The
+ * layout is the same for every CPU tier, and the reference reads it through the accessors
+ * below. Stored values are `code - offset`.
+ *
+ * 8-bit weights (parameters constant along K), s8 stored in panels of LLMQ_PACK_NR output
+ * channels, each panel k4 blocks of LLMQ_PACK_NR x 4 bytes:
  *   panels[(n / 16) * k4 * 64 + (k / 4) * 64 + (n % 16) * 4 + k % 4] = B[n, k] - offset,
- * zero beyond N and K. colsum[n] is the sum over k < K of the stored values. */
+ * offset 128 for u8 (stored = code ^ 0x80), 0 for s8; zero beyond N and K. colsum[n] is the
+ * sum over k < K of the stored values.
+ *
+ * 4-bit weights (bits 4; per tensor, per channel or per group along K), unsigned nibbles
+ * w = code - offset in [0, 15] (offset -8 for s4, 0 for u4), in blocks of 16 output channels.
+ * K is cut into ngroups runs of `group` k (one run when the parameters do not vary along K),
+ * each padded with zeros to k8g = ceil(group / 8) units of 8 k. A unit is 64 bytes, dword
+ * lane r = channel 16 nb + r; byte i of the dword holds the unit's k = i (low nibble) and
+ * k = 4 + i (high nibble):
+ *   q4[((nb * ngroups + g) * k8g + j / 8) * 64 + r * 4 + j % 4] nibble (j % 8) / 4
+ *       = w of B[16 nb + r, g * group + j]
+ * so that one 64-byte load gives 16 channels x 8 k with the channels in the lanes. The
+ * parameters of each block and group are 16 contiguous lanes, index (nb * ngroups + g) * 16 + r:
+ * scale (sB), zero (zB - offset, on the stored grid) and wsum (the sum over the group's k < K
+ * of w - zero, for the zero-point correction of A). Zero past N. They are copies made when
+ * packing: the reference and the kernels read these, not the tensor's parameter tensors. */
 #define LLMQ_PACK_NR 16
 typedef struct llmq_packed_b {
     int64_t n, k;          /* logical [N, K] */
+    int32_t bits;          /* 8 or 4 */
+    int32_t offset;        /* stored = code - offset: 8-bit 128 (u8) / 0; 4-bit -8 (s4) / 0 */
+    /* 8-bit */
     int64_t k4;            /* ceil(K / 4) */
-    int32_t offset;        /* 128 for u8 weights (stored = code ^ 0x80), 0 for s8 */
     const int8_t *panels;  /* ceil(N / 16) * k4 * 64 bytes */
     const int32_t *colsum; /* ceil(N / 16) * 16 sums, 0 past N */
+    /* 4-bit */
+    int64_t group, ngroups, k8g;
+    const uint8_t *q4;     /* ceil(N / 16) * ngroups * k8g * 64 bytes */
+    const float *scale;    /* ceil(N / 16) * ngroups * 16 each */
+    const int32_t *zero;
+    const int32_t *wsum;
 } llmq_packed_b;
 
-/* B's stored code at (n, k) of a packed weight, as the original dtype's code. */
+/* B's code at (n, k) of a packed weight, as the original dtype's code. */
 static inline int32_t llmq_packed_code(const llmq_packed_b *p, int64_t n, int64_t k)
 {
+    if (p->bits == 4) {
+        const int64_t g = k / p->group, j = k % p->group;
+        const size_t i = ((size_t)(n / LLMQ_PACK_NR) * (size_t)p->ngroups + (size_t)g) *
+                             (size_t)p->k8g * 64 +
+                         (size_t)(j / 8) * 64 + (size_t)(n % LLMQ_PACK_NR) * 4 + (size_t)(j % 4);
+        return (int32_t)((p->q4[i] >> (j % 8 / 4 * 4)) & 15) + p->offset;
+    }
     const size_t i = (size_t)(n / LLMQ_PACK_NR) * (size_t)p->k4 * 64 + (size_t)(k / 4) * 64 +
                      (size_t)(n % LLMQ_PACK_NR) * 4 + (size_t)(k % 4);
     return (int32_t)p->panels[i] + p->offset;
+}
+
+/* Index of the 4-bit parameters of (n, k) in scale / zero / wsum. */
+static inline size_t llmq_packed_param(const llmq_packed_b *p, int64_t n, int64_t k)
+{
+    return ((size_t)(n / LLMQ_PACK_NR) * (size_t)p->ngroups + (size_t)(k / p->group)) *
+               LLMQ_PACK_NR +
+           (size_t)(n % LLMQ_PACK_NR);
 }
 
 /* One operand of a matmul as the kernels see it: a rows x cols view and its parameters

@@ -296,7 +296,7 @@ llmq_memory llmq_tensor_memory(const llmq_tensor *t)
 
 void llmq_tensor_zp_range(const llmq_tensor *t, int32_t *lo, int32_t *hi)
 {
-    if (t->device) {
+    if (t->device || (t->packed != NULL && t->packed->bits == 4)) { /* kept, see tensor_impl.h */
         *lo = t->zp_lo;
         *hi = t->zp_hi;
         return;

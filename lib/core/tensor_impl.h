@@ -26,7 +26,8 @@ struct llmq_tensor {
     llmq_param_map map;
     /* device tensors with a scheme: the range of the zero points as the host knows it without
      * reading device memory, kept by llmq_tensor_set_scheme, llmq_tensor_copy and the device
-     * kernels that write parameters (the grid's bounds when unknown) */
+     * kernels that write parameters (the grid's bounds when unknown); for a 4-bit packed
+     * weight, the range of the parameter copies it is read with (set by packing) */
     int32_t zp_lo, zp_hi;
     /* parameter tensors: the quantized tensor they belong to, else NULL */
     llmq_tensor *owner;

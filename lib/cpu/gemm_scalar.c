@@ -43,6 +43,21 @@ static inline int64_t b_param(const llmq_matmul_job *j, int64_t n, int64_t k)
     return j->b_kn ? param_at(&j->b, k, n) : param_at(&j->b, n, k);
 }
 
+/* B's scale and zero point for (n, k), parameter index pb: a 4-bit packed weight carries its
+ * own copy (backend.h). */
+static inline float b_scale(const llmq_matmul_job *j, int64_t n, int64_t k, int64_t pb)
+{
+    const llmq_packed_b *p = j->b.packed;
+    return p != NULL && p->bits == 4 ? p->scale[llmq_packed_param(p, n, k)] : j->b.scale[pb];
+}
+
+static inline int32_t b_zero_point(const llmq_matmul_job *j, int64_t n, int64_t k, int64_t pb)
+{
+    const llmq_packed_b *p = j->b.packed;
+    return p != NULL && p->bits == 4 ? p->zero[llmq_packed_param(p, n, k)] + p->offset
+                                     : j->b.zero_point[pb];
+}
+
 /* Requantize v (already multiplied by every scale but C's) onto C's grid. */
 static inline int32_t requant(float v, int32_t zc, int32_t qmin, int32_t qmax)
 {
@@ -72,7 +87,7 @@ static void store_code(const llmq_matmul_job *j, int64_t m, int64_t n, int32_t q
 static void matmul_exact(const llmq_matmul_job *j, int64_t m, int64_t n)
 {
     const int64_t pa = param_at(&j->a, m, 0), pb = b_param(j, n, 0);
-    const int32_t za = j->a.zero_point[pa], zb = j->b.zero_point[pb];
+    const int32_t za = j->a.zero_point[pa], zb = b_zero_point(j, n, 0, pb);
     int32_t acc = 0;
     for (int64_t k = 0; k < j->k; k++)
         acc += (code_at(&j->a, m, k) - za) * (b_code(j, n, k) - zb);
@@ -81,7 +96,7 @@ static void matmul_exact(const llmq_matmul_job *j, int64_t m, int64_t n)
         row[n] = acc;
         return;
     }
-    const float sa = j->a.scale[pa], sb = j->b.scale[pb];
+    const float sa = j->a.scale[pa], sb = b_scale(j, n, 0, pb);
     if (llmq_dtype_is_float(j->c.dtype)) {
         const float v = (float)acc * sa * sb + (j->bias != NULL ? j->bias[n] : 0.0f);
         store(j, m, n, v);
@@ -102,11 +117,12 @@ static void matmul_grouped(const llmq_matmul_job *j, int64_t m, int64_t n)
     int64_t k = 0;
     while (k < j->k) {
         const int64_t pa = param_at(&j->a, m, k), pb = b_param(j, n, k);
-        const int32_t za = j->a.zero_point[pa], zb = j->b.zero_point[pb];
+        const int32_t za = j->a.zero_point[pa], zb = b_zero_point(j, n, k, pb);
+        const float sb = b_scale(j, n, k, pb);
         int32_t part = 0;
         for (; k < j->k && param_at(&j->a, m, k) == pa && b_param(j, n, k) == pb; k++)
             part += (code_at(&j->a, m, k) - za) * (b_code(j, n, k) - zb);
-        acc += (float)part * j->a.scale[pa] * j->b.scale[pb];
+        acc += (float)part * j->a.scale[pa] * sb;
     }
     if (llmq_dtype_is_float(j->c.dtype)) {
         store(j, m, n, acc + (j->bias != NULL ? j->bias[n] : 0.0f));
@@ -124,11 +140,12 @@ static void matmul_weight_only(const llmq_matmul_job *j, int64_t m, int64_t n)
     int64_t k = 0;
     while (k < j->k) {
         const int64_t pb = b_param(j, n, k);
-        const int32_t zb = j->b.zero_point[pb];
+        const int32_t zb = b_zero_point(j, n, k, pb);
+        const float sb = b_scale(j, n, k, pb);
         float part = 0.0f;
         for (; k < j->k && b_param(j, n, k) == pb; k++)
             part += float_at(&j->a, m, k) * (float)(b_code(j, n, k) - zb);
-        acc += part * j->b.scale[pb];
+        acc += part * sb;
     }
     store(j, m, n, acc + (j->bias != NULL ? j->bias[n] : 0.0f));
 }

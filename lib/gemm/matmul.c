@@ -6,6 +6,7 @@
 #include "core/context_impl.h"
 #include "core/fail.h"
 #include "core/tensor_impl.h"
+#include "gemm/matmul_impl.h"
 #include "quant/scheme_impl.h"
 #include "llmq/gemm.h"
 
@@ -122,8 +123,7 @@ static llmq_status check_operands(llmq_context *ctx, const char *fn, const llmq_
     return LLMQ_OK;
 }
 
-/* Copy and check the caller's options (NULL: defaults). */
-static llmq_status read_options(llmq_context *ctx, const char *fn,
+llmq_status llmq_matmul_read_options(llmq_context *ctx, const char *fn,
                                 const llmq_matmul_options *options, llmq_matmul_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -152,7 +152,7 @@ llmq_status llmq_matmul_with_options(llmq_context *ctx, const llmq_tensor *a,
     static const char fn[] = "llmq_matmul";
     LLMQ_CHECK_CONTEXT(ctx);
     llmq_matmul_options o;
-    LLMQ_TRY(read_options(ctx, fn, options, &o));
+    LLMQ_TRY(llmq_matmul_read_options(ctx, fn, options, &o));
     const bool kn = o.weight_layout == LLMQ_WEIGHT_LAYOUT_KN;
     int64_t n = 0;
     LLMQ_TRY(check_operands(ctx, fn, a, b, bias, c, kn, &n));
@@ -207,92 +207,4 @@ llmq_status llmq_matmul(llmq_context *ctx, const llmq_tensor *a, const llmq_tens
                         const llmq_tensor *bias, llmq_tensor *c)
 {
     return llmq_matmul_with_options(ctx, a, b, bias, c, NULL);
-}
-
-/* ---- prepacked weights (the layout: backend.h, docs/KERNELS.md) ---- */
-
-llmq_status llmq_matmul_pack_weights(llmq_context *ctx, const llmq_tensor *b,
-                                     const llmq_matmul_options *options, llmq_tensor **packed)
-{
-    static const char fn[] = "llmq_matmul_pack_weights";
-    LLMQ_CHECK_CONTEXT(ctx);
-    LLMQ_REQUIRE(ctx, packed != NULL, "packed=NULL: must point to a tensor pointer");
-    *packed = NULL;
-    llmq_matmul_options o;
-    LLMQ_TRY(read_options(ctx, fn, options, &o));
-    LLMQ_REQUIRE(ctx, b != NULL, "b=NULL: must be a tensor");
-    if (b->packed != NULL)
-        return llmq_fail(ctx, LLMQ_ERR_INVALID_ARG, fn, "b=packed: already packed");
-    LLMQ_REQUIRE(ctx, llmq_dtype_is_quantized(b->dtype),
-                 "b=%s tensor: weights must be quantized (s8, u8)", llmq_dtype_name(b->dtype));
-    char s1[96];
-    LLMQ_REQUIRE(ctx, b->ndim == 2, "b=%s: weights must be 2-D", llmq_shape_str(b, s1, sizeof s1));
-    LLMQ_TRY(llmq_tensor_check_params(ctx, fn, "b", b, true));
-    const bool kn = o.weight_layout == LLMQ_WEIGHT_LAYOUT_KN;
-    const int64_t k = kn ? b->shape[0] : b->shape[1], n = kn ? b->shape[1] : b->shape[0];
-    if (llmq_dtype_bits(b->dtype) != 8)
-        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
-                         "b=%s tensor: only 8-bit weights are packed; sub-byte weights are read "
-                         "as stored", llmq_dtype_name(b->dtype));
-    const bool uniform = kn ? b->map.row_mul == 0 : b->map.col_group >= k;
-    if (!uniform)
-        return llmq_fail(ctx, LLMQ_ERR_UNSUPPORTED, fn,
-                         "b: parameters vary along K=%lld; only per-tensor and per-output-channel "
-                         "weights are packed", (long long)k);
-    /* the packed tensor is [N, K]: per-N parameters of a [K, N] weight become axis 0 */
-    llmq_scheme scheme = *b->scheme;
-    if (kn && scheme.granularity == LLMQ_GRANULARITY_PER_CHANNEL)
-        scheme.axis = 0;
-    const int64_t npanels = (n + LLMQ_PACK_NR - 1) / LLMQ_PACK_NR, k4 = (k + 3) / 4;
-    const size_t panel_bytes = (size_t)npanels * (size_t)k4 * 64;
-    const size_t info_bytes = sizeof(llmq_packed_b) + sizeof(int32_t) * (size_t)npanels * 16;
-    llmq_tensor *t = NULL;
-    LLMQ_TRY(llmq_tensor_create(ctx, b->dtype, 2, (const int64_t[]){n, k}, &t));
-    llmq_status st = llmq_tensor_set_scheme(ctx, t, &scheme);
-    int8_t *panels = NULL;
-    llmq_packed_b *info = NULL;
-    if (st == LLMQ_OK) {
-        panels = llmq_mem_calloc(ctx, panel_bytes);
-        info = llmq_mem_calloc(ctx, info_bytes);
-        if (panels == NULL || info == NULL)
-            st = llmq_fail_oom(ctx, fn, panels == NULL ? "panels" : "colsum",
-                               panels == NULL ? panel_bytes : info_bytes);
-    }
-    if (st != LLMQ_OK) {
-        llmq_mem_free(ctx, panels);
-        llmq_mem_free(ctx, info);
-        llmq_tensor_destroy(t);
-        return st;
-    }
-    memcpy(t->scale->data, b->scale->data, sizeof(float) * (size_t)llmq_tensor_numel(b->scale));
-    memcpy(t->zero_point->data, b->zero_point->data,
-           sizeof(int32_t) * (size_t)llmq_tensor_numel(b->zero_point));
-    const int32_t offset = b->dtype == LLMQ_DTYPE_U8 ? 128 : 0;
-    int32_t *colsum = (int32_t *)(info + 1);
-    for (int64_t nn = 0; nn < n; nn++) {
-        int8_t *col = panels + (size_t)(nn / LLMQ_PACK_NR) * (size_t)k4 * 64 +
-                      (size_t)(nn % LLMQ_PACK_NR) * 4;
-        uint32_t sum = 0; /* modulo 2^32: the corrections are exact in that ring */
-        for (int64_t kk = 0; kk < k; kk++) {
-            const uint8_t *src = (const uint8_t *)b->data +
-                                 (kn ? (size_t)kk * b->row_stride + (size_t)nn
-                                     : (size_t)nn * b->row_stride + (size_t)kk);
-            const int32_t code = b->dtype == LLMQ_DTYPE_U8 ? (int32_t)*src : (int32_t)(int8_t)*src;
-            const int8_t stored = (int8_t)(code - offset);
-            col[(size_t)(kk / 4) * 64 + (size_t)(kk % 4)] = stored;
-            sum += (uint32_t)(int32_t)stored;
-        }
-        colsum[nn] = (int32_t)sum;
-    }
-    info->n = n;
-    info->k = k;
-    info->k4 = k4;
-    info->offset = offset;
-    info->panels = panels;
-    info->colsum = colsum;
-    llmq_mem_free(ctx, t->data);
-    t->data = panels;
-    t->packed = info;
-    *packed = t;
-    return LLMQ_OK;
 }

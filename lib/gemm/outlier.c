@@ -93,6 +93,11 @@ static float dequantized_weight(const llmq_tensor *b, int64_t n, int64_t j)
         b->packed != NULL
             ? llmq_packed_code(b->packed, n, j)
             : llmq_code_at((const uint8_t *)b->data + (size_t)n * b->row_stride, b->dtype, j);
+    const llmq_packed_b *pk = b->packed;
+    if (pk != NULL && pk->bits == 4) { /* its own copy of the parameters */
+        const size_t i = llmq_packed_param(pk, n, j);
+        return (float)(code - (pk->zero[i] + pk->offset)) * pk->scale[i];
+    }
     const int64_t p = llmq_param_row_base(&b->map, n) + j / b->map.col_group;
     const float *scale = b->scale->data;
     const int32_t *zp = b->zero_point->data;

@@ -388,8 +388,9 @@ llmq_status llmq_tensor_check_params(llmq_context *ctx, const char *fn, const ch
                          "%s: %s tensor has no scheme (call llmq_tensor_set_scheme first)", name,
                          llmq_dtype_name(q->dtype));
     /* device parameters were checked on their way to the device (llmq_tensor_copy) or written
-     * by the library's kernels */
-    if (!values || q->device)
+     * by the library's kernels; a 4-bit packed weight is read with the copies of its
+     * parameters checked when it was packed */
+    if (!values || q->device || (q->packed != NULL && q->packed->bits == 4))
         return LLMQ_OK;
     const llmq_qgrid g = llmq_scheme_grid(q->scheme);
     const float *s = q->scale->data;

@@ -275,7 +275,10 @@ static void thread_and_packing_functions(void **state)
                                   LLMQ_GRANULARITY_PER_GROUP, 0, 2);
     llmq_scheme *s4 = test_scheme(ctx, LLMQ_DTYPE_S4, LLMQ_SYMMETRY_SYMMETRIC,
                                   LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
-    llmq_tensor *b = NULL, *bg = NULL, *bs4 = NULL, *bare = NULL, *f = NULL, *p = NULL;
+    llmq_scheme *s2 = test_scheme(ctx, LLMQ_DTYPE_S2, LLMQ_SYMMETRY_SYMMETRIC,
+                                  LLMQ_GRANULARITY_PER_TENSOR, 0, 0);
+    llmq_tensor *b = NULL, *bg = NULL, *bs4 = NULL, *bs2 = NULL, *bare = NULL, *f = NULL,
+                *p = NULL;
     const int64_t shape[2] = {2, 6};
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S8, 2, shape, bv, 0, &b));
     ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, b, s8));
@@ -283,6 +286,8 @@ static void thread_and_packing_functions(void **state)
     ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, bg, sg));
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S4, 2, shape, b4, 0, &bs4));
     ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, bs4, s4));
+    ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S2, 2, shape, b4, 0, &bs2));
+    ASSERT_OK(ctx, llmq_tensor_set_scheme(ctx, bs2, s2));
     ASSERT_OK(ctx, llmq_tensor_wrap(ctx, LLMQ_DTYPE_S8, 2, shape, bv, 0, &bare));
     ASSERT_OK(ctx, llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, shape, &f));
     assert_int_equal(llmq_matmul_pack_weights(NULL, b, NULL, &p), LLMQ_ERR_INVALID_ARG);
@@ -295,10 +300,18 @@ static void thread_and_packing_functions(void **state)
                  "b: s8 tensor has no scheme");
     ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bg, NULL, &p), LLMQ_ERR_UNSUPPORTED,
                  "parameters vary along K=6");
-    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bs4, NULL, &p), LLMQ_ERR_UNSUPPORTED,
-                 "b=s4 tensor: only 8-bit weights are packed");
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bs2, NULL, &p), LLMQ_ERR_UNSUPPORTED,
+                 "b=s2 tensor: only 8-bit and 4-bit weights are packed");
     llmq_matmul_options o;
     ASSERT_OK(ctx, llmq_matmul_options_defaults(&o, sizeof o));
+    o.weight_layout = LLMQ_WEIGHT_LAYOUT_KN;
+    ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, bs4, &o, &p), LLMQ_ERR_INVALID_ARG,
+                 "options.weight_layout=KN: 4-bit weights are [N, K]");
+    o.weight_layout = LLMQ_WEIGHT_LAYOUT_NK;
+    ASSERT_OK(ctx, llmq_matmul_pack_weights(ctx, bs4, NULL, &p)); /* s4 per tensor: packed */
+    assert_int_equal(llmq_tensor_is_packed(p), 1);
+    llmq_tensor_destroy(p);
+    p = NULL;
     o.reserved[1] = 7;
     ASSERT_FAILS(ctx, llmq_matmul_pack_weights(ctx, b, &o, &p), LLMQ_ERR_ABI, "options.size");
     assert_null(p);
@@ -330,12 +343,13 @@ static void thread_and_packing_functions(void **state)
     /* [[1..6] . [1..6], [1..6] . -[1..6]] = 91, -91 */
     assert_true(((const float *)llmq_tensor_data(c))[0] == 91.0f);
     assert_true(((const float *)llmq_tensor_data(c))[1] == -91.0f);
-    llmq_tensor *all[] = {b, bg, bs4, bare, f, p, y, c};
+    llmq_tensor *all[] = {b, bg, bs4, bs2, bare, f, p, y, c};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         llmq_tensor_destroy(all[i]);
     llmq_scheme_destroy(s8);
     llmq_scheme_destroy(sg);
     llmq_scheme_destroy(s4);
+    llmq_scheme_destroy(s2);
     llmq_context_destroy(ctx);
 }
 

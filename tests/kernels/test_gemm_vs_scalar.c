@@ -413,6 +413,55 @@ static void grouped_4bit_decode_bit_equal(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* 4-bit weights prepacked by llmq_matmul_pack_weights (16 channels in the lanes, groups
+ * padded to 8 k): W4A8 bit-equal to the reference on the unpacked weight (and the reference
+ * on the packed one), W4A16 within the bound; s4 and u4, per tensor, per channel and groups
+ * (also ones that are not a multiple of 8), M in {1, 3, 16}, N and K with tails. */
+static void packed_4bit_vs_reference(void **state)
+{
+    llmq_context *ctx;
+    TIER_CONTEXT_OR_SKIP(state, ctx);
+    llmq_context *ref = scalar_context();
+    test_rng rng = {41};
+    static const int64_t ms[] = {1, 3, 16}, ns[] = {1, 3, 17, 64, 1000};
+    static const int64_t ks[] = {1, 3, 17, 64, 250, 1000, 1041};
+    static const int64_t groups[] = {8, 12, 32, 64, 128};
+    static const llmq_dtype ads[] = {LLMQ_DTYPE_S8, LLMQ_DTYPE_U8, LLMQ_DTYPE_F32, LLMQ_DTYPE_F16,
+                                     LLMQ_DTYPE_BF16};
+    static const llmq_dtype icds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_BF16, LLMQ_DTYPE_S8, LLMQ_DTYPE_U8,
+                                      LLMQ_DTYPE_S32};
+    static const llmq_dtype fcds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
+    int done = 0;
+    for (int it = 0; done < 60 && it < 1000; it++) {
+        gcase g = {0};
+        g.m = pick(&rng, ms, 3);
+        g.n = pick(&rng, ns, 5);
+        g.k = pick(&rng, ks, 7);
+        if (g.m * g.n * g.k > 2000000)
+            continue;
+        g.ad = ads[test_rng_next(&rng) % 5];
+        g.bd = test_rng_next(&rng) % 2 ? LLMQ_DTYPE_S4 : LLMQ_DTYPE_U4;
+        g.b_gran = (int)(test_rng_next(&rng) % 3);
+        g.group = g.b_gran == 2 ? pick(&rng, groups, 5) : 0;
+        g.a_per_token = (int)(test_rng_next(&rng) % 2);
+        g.a_centered = test_rng_next(&rng) % 2 == 0;
+        g.cd = is_float(g.ad) ? fcds[test_rng_next(&rng) % 3] : icds[test_rng_next(&rng) % 5];
+        if (g.b_gran == 2 && g.cd == LLMQ_DTYPE_S32)
+            g.cd = LLMQ_DTYPE_F32;
+        g.packed = 1;
+        g.bias = is_float(g.cd) && test_rng_next(&rng) % 2;
+        g.extreme = (int)(test_rng_next(&rng) % 4);
+        g.multiplier = (int)(test_rng_next(&rng) % 2);
+        g.c_per_channel = (int)(test_rng_next(&rng) % 2);
+        pad = it % 5 == 1 ? 4 + 4 * (int)(test_rng_next(&rng) % 10) : 0;
+        run_case(ctx, ref, &g, test_rng_next(&rng));
+        pad = 0;
+        done++;
+    }
+    llmq_context_destroy(ref);
+    llmq_context_destroy(ctx);
+}
+
 /* Saturating codes: -128 x -128 in every term of a long K, zero points 0; the int32 bound of
  * the contract is just met. */
 static void extreme_accumulators_bit_equal(void **state)
@@ -490,7 +539,8 @@ static void weight_only_within_bound(void **state)
     llmq_context_destroy(ctx);
 }
 
-/* The same products on 1, 2, 3 and 5 threads: bit-identical, floats included. */
+/* The same products on 1, 2, 3 and 5 threads: bit-identical, floats included (also with
+ * prepacked 4-bit weights). */
 static void thread_counts_bit_identical(void **state)
 {
     llmq_context *ctx;
@@ -500,13 +550,18 @@ static void thread_counts_bit_identical(void **state)
         int64_t m, n, k;
         llmq_dtype ad, bd, cd;
         int64_t group;
+        int packed;
     } cases[] = {
-        {1, 1000, 1000, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, LLMQ_DTYPE_F32, 0},
-        {3, 777, 4096, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_F32, 128},
-        {130, 300, 1000, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, 0},
-        {250, 200, 512, LLMQ_DTYPE_S8, LLMQ_DTYPE_U4, LLMQ_DTYPE_BF16, 64},
-        {5, 1000, 1000, LLMQ_DTYPE_F32, LLMQ_DTYPE_U4, LLMQ_DTYPE_F32, 64},
-        {16, 999, 512, LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_DTYPE_F16, 0},
+        {1, 1000, 1000, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, LLMQ_DTYPE_F32, 0, 0},
+        {3, 777, 4096, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_F32, 128, 0},
+        {130, 300, 1000, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, LLMQ_DTYPE_S8, 0, 0},
+        {250, 200, 512, LLMQ_DTYPE_S8, LLMQ_DTYPE_U4, LLMQ_DTYPE_BF16, 64, 0},
+        {5, 1000, 1000, LLMQ_DTYPE_F32, LLMQ_DTYPE_U4, LLMQ_DTYPE_F32, 64, 0},
+        {16, 999, 512, LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_DTYPE_F16, 0, 0},
+        {1, 1001, 2048, LLMQ_DTYPE_S8, LLMQ_DTYPE_U4, LLMQ_DTYPE_F32, 128, 1},
+        {3, 777, 1000, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_S8, 0, 1},
+        {1, 1001, 2048, LLMQ_DTYPE_F32, LLMQ_DTYPE_S4, LLMQ_DTYPE_F32, 64, 1},
+        {16, 300, 1000, LLMQ_DTYPE_BF16, LLMQ_DTYPE_U4, LLMQ_DTYPE_F16, 128, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gcase g = {0};
@@ -526,6 +581,12 @@ static void thread_counts_bit_identical(void **state)
         llmq_tensor *b = quantized(ctx, g.bd, g.group ? LLMQ_GRANULARITY_PER_GROUP : LLMQ_GRANULARITY_PER_CHANNEL,
                                    0, g.group, g.n, g.k);
         fill_codes(ctx, &rng, b, 0);
+        if (cases[i].packed) {
+            llmq_tensor *bp = NULL;
+            ASSERT_OK(ctx, llmq_matmul_pack_weights(ctx, b, NULL, &bp));
+            llmq_tensor_destroy(b);
+            b = bp;
+        }
         llmq_tensor *first = NULL;
         for (int threads = 1; threads <= 5; threads += threads < 3 ? 1 : 2) {
             ASSERT_OK(ctx, llmq_context_set_threads(ctx, threads));
@@ -555,6 +616,7 @@ int main(void)
         cmocka_unit_test(extreme_accumulators_bit_equal),
         cmocka_unit_test(grouped_4bit_decode_bit_equal),
         cmocka_unit_test(weight_only_within_bound),
+        cmocka_unit_test(packed_4bit_vs_reference),
         cmocka_unit_test(thread_counts_bit_identical),
     };
     return run_per_tier("gemm_vs_scalar", tests, sizeof tests / sizeof tests[0]);
