@@ -171,50 +171,65 @@ static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, int cnt, c
         }
 }
 
-/* Block nb of the weights against rows m .. m + mm of float A (weight-only). */
+/* Block nb of the weights against rows m .. m + mm of float A (weight-only). The nibble at
+ * bit 4c of a lane (c < 4, of the unit or of the unit shifted right by 16) is masked in place
+ * and made the float 2^23 + 2^(4c) w by one ternary logic op; minus 2^23 + 2^(4c) z that is
+ * 2^(4c) (w - z), exactly. Each c has its own sums, scaled back by 2^(-4c) (exact) at the end
+ * of the group: one shift, 8 ternary logic ops, 8 subtractions and 8 FMA per 64 bytes. */
 static LLMQ_ALWAYS_INLINE void xp4_float_rows(const xp4 *v, int64_t nb, int cnt, const float *bias,
                                               int64_t m, const int mm)
 {
     const llmq_matmul_job *j = v->j;
     const llmq_packed_b *p = v->p;
     const int64_t len = p->k8g * 8;
-    const int na = mm == 1 ? 8 : mm == 2 ? 4 : 2; /* independent sums per row */
-    const __m512i m15 = _mm512_set1_epi32(15), magic = _mm512_set1_epi32(0x4b000000); /* 2^23 */
+    const int na = mm == 1 ? 8 : 4; /* sums per row: per c, and per half of the unit for mm 1 */
+    const __m512i magic = _mm512_set1_epi32(0x4b000000); /* the float 2^23 */
+    __m512i mask[4];
+    for (int c = 0; c < 4; c++)
+        mask[c] = _mm512_set1_epi32(15 << (4 * c));
     __m512 facc[XP4_ROWS];
     for (int r = 0; r < mm; r++)
         facc[r] = _mm512_setzero_ps();
     for (int64_t g = 0; g < p->ngroups; g++) {
         const size_t pi = (size_t)(nb * p->ngroups + g);
         const uint8_t *u = p->q4 + pi * (size_t)p->k8g * 64;
-        /* 2^23 + z: (2^23 + w) - (2^23 + z) = w - z exactly */
-        const __m512 zf = _mm512_add_ps(
-            _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(p->zero + pi * 16))),
-            _mm512_set1_ps(8388608.0f));
+        const float *a0 = v->a32 + m * v->kp + g * len;
+        const __m512 z = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(p->zero + pi * 16)));
+        __m512 zf[4]; /* 2^23 + 2^(4c) z */
+        for (int c = 0; c < 4; c++)
+            zf[c] = _mm512_fmadd_ps(z, _mm512_set1_ps((float)(1 << (4 * c))), _mm512_set1_ps(8388608.0f));
         __m512 acc[XP4_ROWS][8];
         for (int r = 0; r < mm; r++)
             for (int t = 0; t < na; t++)
                 acc[r][t] = _mm512_setzero_ps();
         for (int64_t q = 0; q < p->k8g; q++) {
             const __m512i x = _mm512_loadu_si512((const void *)(u + q * 64));
+            const __m512i y = _mm512_srli_epi32(x, 16);
             LLMQ_UNROLL
-            for (int t = 0; t < 8; t++) { /* k = t: byte t % 4, low nibble for t < 4 */
-                const int shift = t < 4 ? 8 * t : 8 * (t - 4) + 4;
-                const __m512i bits = _mm512_ternarylogic_epi32(
-                    shift ? _mm512_srli_epi32(x, (unsigned)shift) : x, m15, magic, 0xea);
-                const __m512 w = _mm512_sub_ps(_mm512_castsi512_ps(bits), zf);
+            for (int h = 0; h < 2; h++) /* bytes 0-1, then 2-3 */
                 LLMQ_UNROLL
-                for (int r = 0; r < mm; r++) {
-                    const float a = v->a32[(m + r) * v->kp + g * len + q * 8 + t];
-                    acc[r][t % na] = _mm512_fmadd_ps(_mm512_set1_ps(a), w, acc[r][t % na]);
+                for (int c = 0; c < 4; c++) {
+                    const int k = c % 2 * 4 + c / 2 + 2 * h; /* the nibble's k in the unit */
+                    const __m512 w = _mm512_sub_ps(
+                        _mm512_castsi512_ps(_mm512_ternarylogic_epi32(h ? y : x, mask[c], magic, 0xea)),
+                        zf[c]);
+                    LLMQ_UNROLL
+                    for (int r = 0; r < mm; r++) {
+                        const float a = a0[r * v->kp + q * 8 + k];
+                        const int t = na == 8 ? h * 4 + c : c;
+                        acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(a), w, acc[r][t]);
+                    }
                 }
-            }
         }
         const __m512 sb = _mm512_loadu_ps(p->scale + pi * 16);
         for (int r = 0; r < mm; r++) {
-            for (int w = na / 2; w >= 1; w /= 2)
-                for (int t = 0; t < w; t++)
-                    acc[r][t] = _mm512_add_ps(acc[r][t], acc[r][t + w]);
-            facc[r] = _mm512_add_ps(facc[r], _mm512_mul_ps(acc[r][0], sb));
+            if (na == 8)
+                for (int c = 0; c < 4; c++)
+                    acc[r][c] = _mm512_add_ps(acc[r][c], acc[r][4 + c]);
+            __m512 part = acc[r][0]; /* sum of 2^(-4c) x the sums of c, exact scalings */
+            for (int c = 1; c < 4; c++)
+                part = _mm512_add_ps(part, _mm512_mul_ps(acc[r][c], _mm512_set1_ps(1.0f / (float)(1 << (4 * c)))));
+            facc[r] = _mm512_add_ps(facc[r], _mm512_mul_ps(part, sb));
         }
     }
     const int64_t n0 = nb * 16;
