@@ -1621,19 +1621,15 @@ static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
     return LLMQ_OK;
 }
 
-#ifdef XG_GEMV_ZMM
 #include "cpu/x86_pack4.h"
-#endif
 
 /* ---- dispatch ---- */
 
 static llmq_status xg_matmul(llmq_backend *be, const llmq_matmul_job *j)
 {
     if (j->b.packed != NULL && j->b.packed->bits == 4) { /* prepacked 4-bit weights */
-#ifdef XG_GEMV_ZMM
         if (x86_is_float(j->a.dtype) || j->a_uniform_k)
             return xp4_matmul(be, j);
-#endif
         return llmq_cpu_scalar_matmul(be, j);
     }
     const int bbits = (int)llmq_dtype_bits(j->b.dtype);

@@ -1,21 +1,23 @@
-/* x86_pack4.h - decoding products with prepacked 4-bit weights on the AVX-512 tier (internal,
- * included by x86_gemm.h; every function is static). SPDX-License-Identifier: MIT
+/* x86_pack4.h - products with prepacked 4-bit weights on the x86 tiers (internal, included
+ * by x86_gemm.h; every function is static). SPDX-License-Identifier: MIT
  *
  * The weights come from llmq_matmul_pack_weights() (layout: backend.h llmq_packed_b): per
  * block of 16 output channels one contiguous stream of 64-byte units, dword lane r = channel
  * r, 8 k per lane (k = i in the low nibble of byte i, k = 4 + i in its high nibble). One load
  * gives 16 channels x 8 k with the channels already in the lanes: no transpose, no
- * horizontal sum, and each group's parameters are one 16-lane load.
+ * horizontal sum, and each group's parameters are one 16-lane load. The AVX-512 tier takes a
+ * unit in one zmm (XP4_L 16); the 256-bit tiers take its two halves in turn (XP4_L 8, channels
+ * 0-7 then 8-15 of each block), the same source over the XP4_* vector operations below.
  *   - W4A8 (integer A): the low nibbles (and) and the high ones (shift, and) are the u8
- *     operands of two VPDPBUSD against 4 activations broadcast as s8 a_s = a - a_off. With the
+ *     operands of two VPDPBUSD against 4 activations broadcast as s8 a_s = a - a_off (AVX2:
+ *     VPMADDUBSW + VPMADDWD, exact here: a pair of products is at most 2 x 15 x 128 in
+ *     magnitude, far from the int16 limit that rules it out for 8-bit weights). With the
  *     stored nibble w = b - offset and z = zB - offset,
  *       sum (a - zA)(b - zB) = sum a_s w - z sum a_s - (zA - a_off) sum (w - z)   mod 2^32,
  *     the last sum (wsum) precomputed per channel and group when packing: the exact group sums
  *     of the reference, then its float epilogue in group order (bit-identical).
- *   - W4A16 (float A): nibble t of each lane becomes the float 2^23 + w by one shift and one
- *     ternary-logic and/or, minus 2^23 + z (exact), then an FMA against a broadcast of a; 8
- *     independent accumulators per pass. Sums are reordered inside a group (docs/gemm.md bound),
- *     groups are added in order.
+ *   - W4A16 (float A): see xp4_float_rows. Sums are reordered inside a group (docs/gemm.md
+ *     bound), groups are added in order.
  * A is copied once per call into the packed k order (each group padded to whole units with
  * zeros), so the padding of the weights multiplies zeros. Tasks are blocks of output channels;
  * every output is computed by one task with the same code: results do not depend on the
@@ -23,13 +25,95 @@
 #ifndef LLMQ_CPU_X86_PACK4_H
 #define LLMQ_CPU_X86_PACK4_H
 
+#ifdef XG_GEMV_ZMM
+#define XP4_L 16   /* channels per vector */
 #define XP4_ROWS 4 /* rows of A per pass over a block's weights */
-
+typedef __m512i xp4_vi;
+typedef __m512 xp4_vf;
+#define XP4_LOADI(p) _mm512_loadu_si512((const void *)(p))
+#define XP4_LOADF(p) _mm512_loadu_ps(p)
+#define XP4_SET1I(x) _mm512_set1_epi32(x)
+#define XP4_SET1F(x) _mm512_set1_ps(x)
+#define XP4_ZEROI() _mm512_setzero_si512()
+#define XP4_ZEROF() _mm512_setzero_ps()
+#define XP4_AND(a, b) _mm512_and_si512((a), (b))
+#define XP4_SRLI(a, n) _mm512_srli_epi32((a), (n))
+#define XP4_ADDI(a, b) _mm512_add_epi32((a), (b))
+#define XP4_SUBI(a, b) _mm512_sub_epi32((a), (b))
+#define XP4_MULLO(a, b) _mm512_mullo_epi32((a), (b))
+#define XP4_ADDF(a, b) _mm512_add_ps((a), (b))
+#define XP4_SUBF(a, b) _mm512_sub_ps((a), (b))
+#define XP4_MULF(a, b) _mm512_mul_ps((a), (b))
+#define XP4_FMADD(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define XP4_CVTF(a) _mm512_cvtepi32_ps(a)
+#define XP4_CASTF(a) _mm512_castsi512_ps(a)
+/* (x & m) | magic: one ternary logic op */
+#define XP4_MASK_OR(x, m, magic) _mm512_ternarylogic_epi32((x), (m), (magic), 0xea)
 /* acc += VPDPBUSD(w, the 4 bytes at p broadcast): the broadcast as the instruction's memory
  * operand. Inline assembly because GCC 12 builds each broadcast in a general register and
  * copies the accumulators around the intrinsic (a third of the loop's instructions). */
-#define XP4_DPBUSD_BCAST(acc, w, p)                                                            \
+#define XP4_DOT(acc, w, p)                                                                     \
     __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)(p)))
+/* Lanes 8h .. 8h + 7 of a vector, for the 8-column epilogues. */
+static inline __m256 xp4_part8f(__m512 x, int h)
+{
+    return h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))
+             : _mm512_castps512_ps256(x);
+}
+
+static inline __m256i xp4_part8i(__m512i x, int h)
+{
+    return h ? _mm512_extracti64x4_epi64(x, 1) : _mm512_castsi512_si256(x);
+}
+#else
+#define XP4_L 8
+#define XP4_ROWS 2 /* 16 vector registers */
+typedef __m256i xp4_vi;
+typedef __m256 xp4_vf;
+#define XP4_LOADI(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define XP4_LOADF(p) _mm256_loadu_ps(p)
+#define XP4_SET1I(x) _mm256_set1_epi32(x)
+#define XP4_SET1F(x) _mm256_set1_ps(x)
+#define XP4_ZEROI() _mm256_setzero_si256()
+#define XP4_ZEROF() _mm256_setzero_ps()
+#define XP4_AND(a, b) _mm256_and_si256((a), (b))
+#define XP4_SRLI(a, n) _mm256_srli_epi32((a), (n))
+#define XP4_ADDI(a, b) _mm256_add_epi32((a), (b))
+#define XP4_SUBI(a, b) _mm256_sub_epi32((a), (b))
+#define XP4_MULLO(a, b) _mm256_mullo_epi32((a), (b))
+#define XP4_ADDF(a, b) _mm256_add_ps((a), (b))
+#define XP4_SUBF(a, b) _mm256_sub_ps((a), (b))
+#define XP4_MULF(a, b) _mm256_mul_ps((a), (b))
+#define XP4_FMADD(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define XP4_CVTF(a) _mm256_cvtepi32_ps(a)
+#define XP4_CASTF(a) _mm256_castsi256_ps(a)
+#define XP4_MASK_OR(x, m, magic) _mm256_or_si256(_mm256_and_si256((x), (m)), (magic))
+
+static LLMQ_ALWAYS_INLINE __m256i xp4_dot(__m256i acc, __m256i w, const int8_t *p)
+{
+    int32_t a;
+    memcpy(&a, p, 4);
+#ifdef XG_DPBUSD256
+    return XG_DPBUSD256(acc, w, _mm256_set1_epi32(a));
+#else /* exact: |w a| <= 15 x 128, a pair <= 3840 (no int16 saturation) */
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, _mm256_set1_epi32(a)),
+                                                   _mm256_set1_epi16(1)));
+#endif
+}
+#define XP4_DOT(acc, w, p) ((acc) = xp4_dot((acc), (w), (p)))
+
+static inline __m256 xp4_part8f(__m256 x, int h)
+{
+    (void)h;
+    return x;
+}
+
+static inline __m256i xp4_part8i(__m256i x, int h)
+{
+    (void)h;
+    return x;
+}
+#endif
 
 typedef struct xp4 {
     const llmq_matmul_job *j;
@@ -79,166 +163,148 @@ static void xp4_prep(void *arg, int64_t m, int worker)
     }
 }
 
-static inline __m256 xp4_half(__m512 x, int h)
-{
-    return h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))
-             : _mm512_castps512_ps256(x);
-}
-
-static inline __m256i xp4_half_i(__m512i x, int h)
-{
-    return h ? _mm512_extracti64x4_epi64(x, 1) : _mm512_castsi512_si256(x);
-}
-
-/* Block nb of the weights against rows m .. m + mm of integer A: each group's exact sums
- * (16 channels in the lanes), then the reference's epilogue. */
-static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, int cnt, const float *bias,
-                                            int64_t m, const int mm)
+/* Channels 16 nb + XP4_L hh .. + XP4_L of the weights against rows m .. m + mm of integer A:
+ * each group's exact sums (channels in the lanes), then the reference's epilogue. */
+static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, int hh, int cnt,
+                                            const float *bias, int64_t m, const int mm)
 {
     const llmq_matmul_job *j = v->j;
     const llmq_packed_b *p = v->p;
     const int64_t len = p->k8g * 8;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512 facc[XP4_ROWS];
-    __m512i exact[XP4_ROWS];
+    const xp4_vi m4 = XP4_SET1I(0x0f0f0f0f);
+    xp4_vf facc[XP4_ROWS];
+    xp4_vi exact[XP4_ROWS];
     for (int r = 0; r < mm; r++) {
-        facc[r] = _mm512_setzero_ps();
-        exact[r] = _mm512_setzero_si512();
+        facc[r] = XP4_ZEROF();
+        exact[r] = XP4_ZEROI();
     }
     for (int64_t g = 0; g < p->ngroups; g++) {
-        const size_t pi = (size_t)(nb * p->ngroups + g);
-        const uint8_t *u = p->q4 + pi * (size_t)p->k8g * 64;
-        __m512i acc[XP4_ROWS][4];
+        const size_t pi = (size_t)(nb * p->ngroups + g) * 16 + (size_t)hh * XP4_L;
+        const uint8_t *u = p->q4 + (size_t)(nb * p->ngroups + g) * (size_t)p->k8g * 64 +
+                           (size_t)hh * XP4_L * 4;
+        xp4_vi acc[XP4_ROWS][4];
         for (int r = 0; r < mm; r++)
-            acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_si512();
+            acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = XP4_ZEROI();
         int64_t q = 0;
         for (; q + 2 <= p->k8g; q += 2) { /* two units: four independent sums per row */
-            const __m512i x0 = _mm512_loadu_si512((const void *)(u + q * 64));
-            const __m512i x1 = _mm512_loadu_si512((const void *)(u + q * 64 + 64));
-            const __m512i l0 = _mm512_and_si512(x0, m4);
-            const __m512i h0 = _mm512_and_si512(_mm512_srli_epi32(x0, 4), m4);
-            const __m512i l1 = _mm512_and_si512(x1, m4);
-            const __m512i h1 = _mm512_and_si512(_mm512_srli_epi32(x1, 4), m4);
+            const xp4_vi x0 = XP4_LOADI(u + q * 64), x1 = XP4_LOADI(u + q * 64 + 64);
+            const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
+            const xp4_vi l1 = XP4_AND(x1, m4), h1 = XP4_AND(XP4_SRLI(x1, 4), m4);
             LLMQ_UNROLL
             for (int r = 0; r < mm; r++) {
                 const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
-                XP4_DPBUSD_BCAST(acc[r][0], l0, a);
-                XP4_DPBUSD_BCAST(acc[r][1], h0, a + 4);
-                XP4_DPBUSD_BCAST(acc[r][2], l1, a + 8);
-                XP4_DPBUSD_BCAST(acc[r][3], h1, a + 12);
+                XP4_DOT(acc[r][0], l0, a);
+                XP4_DOT(acc[r][1], h0, a + 4);
+                XP4_DOT(acc[r][2], l1, a + 8);
+                XP4_DOT(acc[r][3], h1, a + 12);
             }
         }
         if (q < p->k8g) {
-            const __m512i x0 = _mm512_loadu_si512((const void *)(u + q * 64));
-            const __m512i l0 = _mm512_and_si512(x0, m4);
-            const __m512i h0 = _mm512_and_si512(_mm512_srli_epi32(x0, 4), m4);
+            const xp4_vi x0 = XP4_LOADI(u + q * 64);
+            const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
             for (int r = 0; r < mm; r++) {
                 const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
-                XP4_DPBUSD_BCAST(acc[r][0], l0, a);
-                XP4_DPBUSD_BCAST(acc[r][1], h0, a + 4);
+                XP4_DOT(acc[r][0], l0, a);
+                XP4_DOT(acc[r][1], h0, a + 4);
             }
         }
-        const __m512i z = _mm512_loadu_si512((const void *)(p->zero + pi * 16));
-        const __m512i ws = _mm512_loadu_si512((const void *)(p->wsum + pi * 16));
-        const __m512 sb = _mm512_loadu_ps(p->scale + pi * 16);
+        const xp4_vi z = XP4_LOADI(p->zero + pi), ws = XP4_LOADI(p->wsum + pi);
+        const xp4_vf sb = XP4_LOADF(p->scale + pi);
         for (int r = 0; r < mm; r++) {
-            const __m512i s = _mm512_add_epi32(_mm512_add_epi32(acc[r][0], acc[r][1]),
-                                               _mm512_add_epi32(acc[r][2], acc[r][3]));
+            const xp4_vi s = XP4_ADDI(XP4_ADDI(acc[r][0], acc[r][1]), XP4_ADDI(acc[r][2], acc[r][3]));
             /* - z sum a_s - zas sum (w - z), modulo 2^32: exact */
-            __m512i part = _mm512_sub_epi32(
-                s, _mm512_mullo_epi32(z, _mm512_set1_epi32(v->asum[(m + r) * p->ngroups + g])));
+            xp4_vi part = XP4_SUBI(s, XP4_MULLO(z, XP4_SET1I(v->asum[(m + r) * p->ngroups + g])));
             if (!v->zero_zas)
-                part = _mm512_sub_epi32(part, _mm512_mullo_epi32(_mm512_set1_epi32(v->zas[m + r]), ws));
+                part = XP4_SUBI(part, XP4_MULLO(XP4_SET1I(v->zas[m + r]), ws));
             if (j->b_uniform_k) {
                 exact[r] = part;
                 continue;
             }
             /* acc += (float)part * sA * sB, in group order from 0.0f */
-            facc[r] = _mm512_add_ps(facc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(part),
-                                                                         _mm512_set1_ps(v->sa[m + r])),
-                                                           sb));
+            facc[r] = XP4_ADDF(facc[r], XP4_MULF(XP4_MULF(XP4_CVTF(part), XP4_SET1F(v->sa[m + r])), sb));
         }
     }
-    const int64_t n0 = nb * 16;
+    const int c0 = hh * XP4_L; /* first column of the block done here */
     for (int r = 0; r < mm; r++)
-        for (int h = 0; h < 2 && h * 8 < cnt; h++) {
-            const int c = cnt - h * 8 < 8 ? cnt - h * 8 : 8;
+        for (int h = 0; h < XP4_L / 8 && c0 + h * 8 < cnt; h++) {
+            const int c = c0 + h * 8, n = cnt - c < 8 ? cnt - c : 8;
             if (j->b_uniform_k)
-                xg_epilogue_exact(j, m + r, n0 + h * 8, c, xp4_half_i(exact[r], h), v->sa[m + r],
-                                  p->scale + (size_t)nb * 16 + h * 8, bias + h * 8);
+                xg_epilogue_exact(j, m + r, nb * 16 + c, n, xp4_part8i(exact[r], h), v->sa[m + r],
+                                  p->scale + (size_t)nb * 16 + c, bias + c);
             else
-                xg_epilogue_float(j, m + r, n0 + h * 8, c, xp4_half(facc[r], h), bias + h * 8);
+                xg_epilogue_float(j, m + r, nb * 16 + c, n, xp4_part8f(facc[r], h), bias + c);
         }
 }
 
-/* Block nb of the weights against rows m .. m + mm of float A (weight-only). The nibble at
- * bit 4c of a lane (c < 4, of the unit or of the unit shifted right by 16) is masked in place
- * and made the float 2^23 + 2^(4c) w by one ternary logic op; minus 2^23 + 2^(4c) z that is
- * 2^(4c) (w - z), exactly. Each c has its own sums, scaled back by 2^(-4c) (exact) at the end
- * of the group: one shift, 8 ternary logic ops, 8 subtractions and 8 FMA per 64 bytes. */
-static LLMQ_ALWAYS_INLINE void xp4_float_rows(const xp4 *v, int64_t nb, int cnt, const float *bias,
-                                              int64_t m, const int mm)
+/* Channels 16 nb + XP4_L hh .. + XP4_L of the weights against rows m .. m + mm of float A
+ * (weight-only). The nibble at bit 4c of a lane (c < 4, of the unit or of the unit shifted
+ * right by 16) is masked in place and made the float 2^23 + 2^(4c) w (and, or: one ternary
+ * logic op on AVX-512); minus 2^23 + 2^(4c) z that is 2^(4c) (w - z), exactly. Each c has
+ * its own sums, scaled back by 2^(-4c) (exact) at the end of the group: per 64 bytes on
+ * AVX-512 one shift, 8 ternary logic ops, 8 subtractions and 8 FMA. */
+static LLMQ_ALWAYS_INLINE void xp4_float_rows(const xp4 *v, int64_t nb, int hh, int cnt,
+                                              const float *bias, int64_t m, const int mm)
 {
     const llmq_matmul_job *j = v->j;
     const llmq_packed_b *p = v->p;
     const int64_t len = p->k8g * 8;
-    const int na = mm == 1 ? 8 : 4; /* sums per row: per c, and per half of the unit for mm 1 */
-    const __m512i magic = _mm512_set1_epi32(0x4b000000); /* the float 2^23 */
-    __m512i mask[4];
+    /* sums per row: per c, and per half of the unit with one row of A on AVX-512 */
+    const int na = mm == 1 && XP4_L == 16 ? 8 : 4;
+    const xp4_vi magic = XP4_SET1I(0x4b000000); /* the float 2^23 */
+    xp4_vi mask[4];
     for (int c = 0; c < 4; c++)
-        mask[c] = _mm512_set1_epi32(15 << (4 * c));
-    __m512 facc[XP4_ROWS];
+        mask[c] = XP4_SET1I(15 << (4 * c));
+    xp4_vf facc[XP4_ROWS];
     for (int r = 0; r < mm; r++)
-        facc[r] = _mm512_setzero_ps();
+        facc[r] = XP4_ZEROF();
     for (int64_t g = 0; g < p->ngroups; g++) {
-        const size_t pi = (size_t)(nb * p->ngroups + g);
-        const uint8_t *u = p->q4 + pi * (size_t)p->k8g * 64;
+        const size_t pi = (size_t)(nb * p->ngroups + g) * 16 + (size_t)hh * XP4_L;
+        const uint8_t *u = p->q4 + (size_t)(nb * p->ngroups + g) * (size_t)p->k8g * 64 +
+                           (size_t)hh * XP4_L * 4;
         const float *a0 = v->a32 + m * v->kp + g * len;
-        const __m512 z = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(p->zero + pi * 16)));
-        __m512 zf[4]; /* 2^23 + 2^(4c) z */
+        const xp4_vf z = XP4_CVTF(XP4_LOADI(p->zero + pi));
+        xp4_vf zf[4]; /* 2^23 + 2^(4c) z */
         for (int c = 0; c < 4; c++)
-            zf[c] = _mm512_fmadd_ps(z, _mm512_set1_ps((float)(1 << (4 * c))), _mm512_set1_ps(8388608.0f));
-        __m512 acc[XP4_ROWS][8];
+            zf[c] = XP4_FMADD(z, XP4_SET1F((float)(1 << (4 * c))), XP4_SET1F(8388608.0f));
+        xp4_vf acc[XP4_ROWS][8];
         for (int r = 0; r < mm; r++)
             for (int t = 0; t < na; t++)
-                acc[r][t] = _mm512_setzero_ps();
+                acc[r][t] = XP4_ZEROF();
         for (int64_t q = 0; q < p->k8g; q++) {
-            const __m512i x = _mm512_loadu_si512((const void *)(u + q * 64));
-            const __m512i y = _mm512_srli_epi32(x, 16);
+            const xp4_vi x = XP4_LOADI(u + q * 64), y = XP4_SRLI(x, 16);
             LLMQ_UNROLL
             for (int h = 0; h < 2; h++) /* bytes 0-1, then 2-3 */
                 LLMQ_UNROLL
                 for (int c = 0; c < 4; c++) {
                     const int k = c % 2 * 4 + c / 2 + 2 * h; /* the nibble's k in the unit */
-                    const __m512 w = _mm512_sub_ps(
-                        _mm512_castsi512_ps(_mm512_ternarylogic_epi32(h ? y : x, mask[c], magic, 0xea)),
-                        zf[c]);
+                    const xp4_vf w = XP4_SUBF(XP4_CASTF(XP4_MASK_OR(h ? y : x, mask[c], magic)), zf[c]);
                     LLMQ_UNROLL
                     for (int r = 0; r < mm; r++) {
-                        const float a = a0[r * v->kp + q * 8 + k];
                         const int t = na == 8 ? h * 4 + c : c;
-                        acc[r][t] = _mm512_fmadd_ps(_mm512_set1_ps(a), w, acc[r][t]);
+                        acc[r][t] = XP4_FMADD(XP4_SET1F(a0[r * v->kp + q * 8 + k]), w, acc[r][t]);
                     }
                 }
         }
-        const __m512 sb = _mm512_loadu_ps(p->scale + pi * 16);
+        const xp4_vf sb = XP4_LOADF(p->scale + pi);
         for (int r = 0; r < mm; r++) {
             if (na == 8)
                 for (int c = 0; c < 4; c++)
-                    acc[r][c] = _mm512_add_ps(acc[r][c], acc[r][4 + c]);
-            __m512 part = acc[r][0]; /* sum of 2^(-4c) x the sums of c, exact scalings */
+                    acc[r][c] = XP4_ADDF(acc[r][c], acc[r][4 + c]);
+            xp4_vf part = acc[r][0]; /* sum of 2^(-4c) x the sums of c, exact scalings */
             for (int c = 1; c < 4; c++)
-                part = _mm512_add_ps(part, _mm512_mul_ps(acc[r][c], _mm512_set1_ps(1.0f / (float)(1 << (4 * c)))));
-            facc[r] = _mm512_add_ps(facc[r], _mm512_mul_ps(part, sb));
+                part = XP4_ADDF(part, XP4_MULF(acc[r][c], XP4_SET1F(1.0f / (float)(1 << (4 * c)))));
+            facc[r] = XP4_ADDF(facc[r], XP4_MULF(part, sb));
         }
     }
-    const int64_t n0 = nb * 16;
+    const int c0 = hh * XP4_L;
     for (int r = 0; r < mm; r++) {
         void *crow = (uint8_t *)j->c_data + (size_t)(m + r) * j->c.stride;
-        for (int h = 0; h < 2 && h * 8 < cnt; h++)
-            x86_store_float(crow, j->c.dtype, n0 + h * 8,
-                            _mm256_add_ps(xp4_half(facc[r], h), _mm256_loadu_ps(bias + h * 8)),
-                            cnt - h * 8 < 8 ? cnt - h * 8 : 8);
+        for (int h = 0; h < XP4_L / 8 && c0 + h * 8 < cnt; h++) {
+            const int c = c0 + h * 8;
+            x86_store_float(crow, j->c.dtype, nb * 16 + c,
+                            _mm256_add_ps(xp4_part8f(facc[r], h), _mm256_loadu_ps(bias + c)),
+                            cnt - c < 8 ? cnt - c : 8);
+        }
     }
 }
 
@@ -256,19 +322,22 @@ static void xp4_task(void *arg, int64_t task, int worker)
         float bias[16];
         for (int i = 0; i < 16; i++)
             bias[i] = j->bias != NULL && i < cnt ? j->bias[nb * 16 + i] : 0.0f;
-        for (int64_t m = 0; m < j->m; m += XP4_ROWS) {
-            const int mm = j->m - m < XP4_ROWS ? (int)(j->m - m) : XP4_ROWS;
-            switch (mm * 2 + float_a) { /* the row count a constant in each copy */
-            case 2: xp4_int_rows(v, nb, cnt, bias, m, 1); break;
-            case 4: xp4_int_rows(v, nb, cnt, bias, m, 2); break;
-            case 6: xp4_int_rows(v, nb, cnt, bias, m, 3); break;
-            case 8: xp4_int_rows(v, nb, cnt, bias, m, 4); break;
-            case 3: xp4_float_rows(v, nb, cnt, bias, m, 1); break;
-            case 5: xp4_float_rows(v, nb, cnt, bias, m, 2); break;
-            case 7: xp4_float_rows(v, nb, cnt, bias, m, 3); break;
-            default: xp4_float_rows(v, nb, cnt, bias, m, 4); break;
+        for (int hh = 0; hh * XP4_L < cnt; hh++)
+            for (int64_t m = 0; m < j->m; m += XP4_ROWS) {
+                const int mm = j->m - m < XP4_ROWS ? (int)(j->m - m) : XP4_ROWS;
+                switch (mm * 2 + float_a) { /* the row count a constant in each copy */
+                case 2: xp4_int_rows(v, nb, hh, cnt, bias, m, 1); break;
+                case 4: xp4_int_rows(v, nb, hh, cnt, bias, m, 2); break;
+#if XP4_ROWS > 2
+                case 6: xp4_int_rows(v, nb, hh, cnt, bias, m, 3); break;
+                case 8: xp4_int_rows(v, nb, hh, cnt, bias, m, 4); break;
+                case 7: xp4_float_rows(v, nb, hh, cnt, bias, m, 3); break;
+                case 9: xp4_float_rows(v, nb, hh, cnt, bias, m, 4); break;
+#endif
+                case 3: xp4_float_rows(v, nb, hh, cnt, bias, m, 1); break;
+                default: xp4_float_rows(v, nb, hh, cnt, bias, m, 2); break;
+                }
             }
-        }
     }
 }
 
