@@ -1387,8 +1387,9 @@ def matmul_outlier(a, b, bias=None, *, threshold=6.0, activation_scheme=None, ct
 
 
 def pack_weights(b, *, weight_layout="nk", ctx=None):
-    """Prepack quantized 8-bit weights for llmq_matmul (llmq_matmul_pack_weights): a new
-    tensor usable only as matmul's `b`, giving the same results faster."""
+    """Prepack quantized 8-bit or 4-bit weights for llmq_matmul (llmq_matmul_pack_weights): a
+    new tensor usable only as matmul's `b`, giving results faster under the same contract
+    (integer products bit-identical, weight-only ones within the bound of docs/gemm.md)."""
     ctx = _context_of(ctx, b)
     opts = MatmulOptions()
     _call(None, "llmq_matmul_options_defaults", ctypes.byref(opts), ctypes.sizeof(opts))
