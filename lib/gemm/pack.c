@@ -34,6 +34,16 @@ static void pack8(const llmq_tensor *b, bool kn, llmq_packed_b *info, int8_t *pa
     }
 }
 
+/* 8 codes of a row, nibble j (bits 4j) = k0 + j, as a unit's dword: byte i = nibble i | nibble
+ * (4 + i) << 4. */
+static inline uint32_t unit_dword(uint32_t x)
+{
+    uint32_t o = 0;
+    for (int i = 0; i < 4; i++)
+        o |= ((x >> (4 * i) & 15) | (x >> (4 * (4 + i)) & 15) << 4) << (8 * i);
+    return o;
+}
+
 /* 4-bit weights [N, K]: blocks of 16 channels, each group padded to units of 8 k, and the
  * parameters of each block and group in 16 lanes (layout: backend.h). */
 static void pack4(const llmq_tensor *b, llmq_packed_b *info, uint8_t *q4, float *scale,
@@ -55,7 +65,18 @@ static void pack4(const llmq_tensor *b, llmq_packed_b *info, uint8_t *q4, float 
             uint8_t *unit = q4 + ((size_t)(nn / LLMQ_PACK_NR) * (size_t)ngroups + (size_t)g) *
                                      (size_t)info->k8g * 64 + (size_t)(nn % LLMQ_PACK_NR) * 4;
             uint32_t sum = 0; /* modulo 2^32, as the kernels' corrections */
-            for (int64_t kk = k0; kk < k1; kk++) {
+            int64_t kk = k0;
+            if (k0 % 2 == 0) /* whole units from 4 bytes of the row at once */
+                for (; kk + 8 <= k1; kk += 8) {
+                    uint32_t x;
+                    memcpy(&x, row + kk / 2, 4);
+                    x ^= offset ? 0x88888888u : 0; /* s4: w = code + 8 = the nibble ^ 8 */
+                    const uint32_t d = unit_dword(x);
+                    memcpy(unit + (size_t)((kk - k0) / 8) * 64, &d, 4);
+                    const uint32_t pairs = (x & 0x0f0f0f0fu) + (x >> 4 & 0x0f0f0f0fu);
+                    sum += ((pairs * 0x01010101u) >> 24) - 8 * (uint32_t)z;
+                }
+            for (; kk < k1; kk++) {
                 const int64_t j = kk - k0;
                 const int32_t w = llmq_code_at(row, b->dtype, kk) - offset;
                 unit[(size_t)(j / 8) * 64 + (size_t)(j % 4)] |= (uint8_t)(w << (j % 8 / 4 * 4));
