@@ -219,6 +219,13 @@ static void weight_formats_and_activation_schemes(void **state)
     expected(ctx, a, M, K, b4, N, NULL, act, flag, ref);
     for (int i = 0; i < M * N; i++) /* group scales are not powers of two: float rounding */
         assert_true(fabsf(got[i] - ref[i]) <= 1e-4f * (1.0f + fabsf(ref[i])));
+    /* the same s4 weights prepacked (16 channels x 8 k units, parameters copied): same bits */
+    float got4[M * N];
+    memcpy(got4, got, sizeof got4);
+    llmq_tensor *b4p = NULL;
+    ASSERT_OK(ctx, llmq_matmul_pack_weights(ctx, b4, NULL, &b4p));
+    ASSERT_OK(ctx, llmq_matmul_outlier(ctx, at, b4p, NULL, ct, act, 6.0f, &count));
+    assert_memory_equal(got, got4, sizeof got4);
     /* 3-D activations [2, 3, K] are the same 6 rows */
     llmq_tensor *a3 = test_wrap_f32(ctx, a, 3, (const int64_t[]){2, 3, K});
     float got3[M * N];
@@ -230,7 +237,7 @@ static void weight_formats_and_activation_schemes(void **state)
     llmq_scheme_destroy(act);
     llmq_scheme_destroy(u8);
     llmq_scheme_destroy(g4);
-    TEST_DESTROY(b, packed, at, ct, wft, b4, a3, c3);
+    TEST_DESTROY(b, packed, at, ct, wft, b4, b4p, a3, c3);
     llmq_context_destroy(ctx);
 }
 
