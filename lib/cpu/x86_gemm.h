@@ -20,6 +20,7 @@
  *     against B widened in registers, acc = sum A' b - zB sum A'.
  *   - weight-only (float A x 8/4-bit B [N, K]): B widened to float (in registers, or once per
  *     group into a buffer when A has more than 2 rows), FMA.
+ *   - prepacked 4-bit B (W4A8 and W4A16): x86_pack4.h.
  * Anything else goes to the reference. The epilogues evaluate the reference's expressions in
  * the same order with separate multiplies and adds, so integer and exact-float results are
  * bit-identical; weight-only sums are reordered (docs/gemm.md bound). Work is split over
