@@ -60,7 +60,8 @@ static int is_signed(llmq_dtype d)
 }
 
 /* Codes of a quantized [rows, cols] tensor: extreme 0 random, 1 the grid's two ends, 2 every
- * row one value, 3 random but zero points at the ends. */
+ * row one value, 3 random but zero points at the ends, 4 / 5 every code the grid's lowest /
+ * highest with zero points at the ends. */
 static void fill_codes(llmq_context *ctx, test_rng *rng, llmq_tensor *t, int extreme)
 {
     const llmq_scheme *s = llmq_tensor_scheme(t);
@@ -82,6 +83,8 @@ static void fill_codes(llmq_context *ctx, test_rng *rng, llmq_tensor *t, int ext
                 v = x & 1 ? qmax : qmin;
             else if (extreme == 2)
                 v = row_value;
+            else if (extreme >= 4)
+                v = extreme == 4 ? qmin : qmax;
             cv[r * cols + c] = (int8_t)v;
         }
     }
@@ -97,7 +100,7 @@ static void fill_codes(llmq_context *ctx, test_rng *rng, llmq_tensor *t, int ext
     for (int64_t i = 0; i < llmq_tensor_numel(llmq_tensor_scale(t)); i++) {
         sc[i] = test_rng_range(rng, 0.002f, 0.05f);
         const uint64_t x = test_rng_next(rng);
-        zp[i] = extreme == 1 || extreme == 3 ? (x & 1 ? qmax : qmin) : qmin + (int32_t)(x % span);
+        zp[i] = extreme == 1 || extreme >= 3 ? (x & 1 ? qmax : qmin) : qmin + (int32_t)(x % span);
     }
 }
 
@@ -416,7 +419,8 @@ static void grouped_4bit_decode_bit_equal(void **state)
 /* 4-bit weights prepacked by llmq_matmul_pack_weights (16 channels in the lanes, groups
  * padded to 8 k): W4A8 bit-equal to the reference on the unpacked weight (and the reference
  * on the packed one), W4A16 within the bound; s4 and u4, per tensor, per channel and groups
- * (also ones that are not a multiple of 8), M in {1, 3, 16}, N and K with tails. */
+ * (also ones that are not a multiple of 8), M in {1, 3, 16}, N and K with tails, extreme codes
+ * (all lowest, all highest, zero points at both ends). */
 static void packed_4bit_vs_reference(void **state)
 {
     llmq_context *ctx;
@@ -432,7 +436,7 @@ static void packed_4bit_vs_reference(void **state)
                                       LLMQ_DTYPE_S32};
     static const llmq_dtype fcds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
     int done = 0;
-    for (int it = 0; done < 60 && it < 1000; it++) {
+    for (int it = 0; done < 80 && it < 1000; it++) {
         gcase g = {0};
         g.m = pick(&rng, ms, 3);
         g.n = pick(&rng, ns, 5);
@@ -450,7 +454,7 @@ static void packed_4bit_vs_reference(void **state)
             g.cd = LLMQ_DTYPE_F32;
         g.packed = 1;
         g.bias = is_float(g.cd) && test_rng_next(&rng) % 2;
-        g.extreme = (int)(test_rng_next(&rng) % 4);
+        g.extreme = (int)(test_rng_next(&rng) % 6);
         g.multiplier = (int)(test_rng_next(&rng) % 2);
         g.c_per_channel = (int)(test_rng_next(&rng) % 2);
         pad = it % 5 == 1 ? 4 + 4 * (int)(test_rng_next(&rng) % 10) : 0;
