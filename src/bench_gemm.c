@@ -14,7 +14,7 @@ const int64_t bench_shapes[6][3] = {
 };
 
 static const char *const kind_names[BENCH_KINDS] = {"W8A8", "W8A16", "W4A16", "W4A8", "W4A16p",
-                                                     "W4A8p"};
+                                                     "W4A8p", "W8A16p"};
 
 const char *bench_kind_name(bench_kind kind)
 {
@@ -23,8 +23,9 @@ const char *bench_kind_name(bench_kind kind)
 
 double bench_weight_bytes(bench_kind kind, int64_t n, int64_t k)
 {
-    return kind == BENCH_W8A8 || kind == BENCH_W8A16 ? (double)n * (double)k
-                                                     : (double)n * (double)k / 2;
+    return kind == BENCH_W8A8 || kind == BENCH_W8A16 || kind == BENCH_W8A16P
+               ? (double)n * (double)k
+               : (double)n * (double)k / 2;
 }
 
 double bench_now(void)
@@ -160,7 +161,9 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
     uint64_t seed = 1234;
     llmq_tensor *a = NULL, *b = NULL, *bp = NULL, *c = NULL;
     llmq_status st;
-    const int float_a = kind == BENCH_W8A16 || kind == BENCH_W4A16 || kind == BENCH_W4A16P;
+    const int float_a = kind == BENCH_W8A16 || kind == BENCH_W4A16 || kind == BENCH_W4A16P ||
+                        kind == BENCH_W8A16P;
+    const int w8 = kind == BENCH_W8A8 || kind == BENCH_W8A16 || kind == BENCH_W8A16P;
     if (float_a) {
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, k}, &a);
         if (st == LLMQ_OK) {
@@ -172,12 +175,12 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
         st = quantized(ctx, LLMQ_DTYPE_S8, LLMQ_GRANULARITY_PER_TOKEN, 0, m, k, &seed, &a);
     }
     if (st == LLMQ_OK) {
-        if (kind == BENCH_W8A8 || kind == BENCH_W8A16)
+        if (w8)
             st = quantized(ctx, LLMQ_DTYPE_S8, LLMQ_GRANULARITY_PER_CHANNEL, 0, n, k, &seed, &b);
         else
             st = quantized(ctx, LLMQ_DTYPE_U4, LLMQ_GRANULARITY_PER_GROUP, 128, n, k, &seed, &b);
     }
-    if (st == LLMQ_OK && (kind == BENCH_W8A8 || kind == BENCH_W4A16P || kind == BENCH_W4A8P))
+    if (st == LLMQ_OK && kind != BENCH_W8A16 && kind != BENCH_W4A16 && kind != BENCH_W4A8)
         st = llmq_matmul_pack_weights(ctx, b, NULL, &bp);
     if (st == LLMQ_OK)
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, n}, &c);

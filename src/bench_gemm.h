@@ -16,7 +16,8 @@ typedef enum bench_kind {
     BENCH_W4A8 = 3,  /* s8 A per token x u4 B in groups of 128 with zero points, f32 output */
     BENCH_W4A16P = 4, /* BENCH_W4A16 with B prepacked (llmq_matmul_pack_weights) */
     BENCH_W4A8P = 5,  /* BENCH_W4A8 with B prepacked */
-    BENCH_KINDS = 6
+    BENCH_W8A16P = 6, /* BENCH_W8A16 with B prepacked */
+    BENCH_KINDS = 7
 } bench_kind;
 
 const char *bench_kind_name(bench_kind kind);

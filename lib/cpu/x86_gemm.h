@@ -21,6 +21,7 @@
  *   - weight-only (float A x 8/4-bit B [N, K]): B widened to float (in registers, or once per
  *     group into a buffer when A has more than 2 rows), FMA.
  *   - prepacked 4-bit B (W4A8 and W4A16): x86_pack4.h.
+ *   - float A x prepacked 8-bit B (W8A16): x86_pack8.h.
  * Anything else goes to the reference. The epilogues evaluate the reference's expressions in
  * the same order with separate multiplies and adds, so integer and exact-float results are
  * bit-identical; weight-only sums are reordered (docs/gemm.md bound). Work is split over
@@ -1623,6 +1624,7 @@ static llmq_status xg_weight_only(llmq_backend *be, const llmq_matmul_job *j)
 }
 
 #include "cpu/x86_pack4.h"
+#include "cpu/x86_pack8.h"
 
 /* ---- dispatch ---- */
 
@@ -1633,6 +1635,8 @@ static llmq_status xg_matmul(llmq_backend *be, const llmq_matmul_job *j)
             return xp4_matmul(be, j);
         return llmq_cpu_scalar_matmul(be, j);
     }
+    if (j->b.packed != NULL && x86_is_float(j->a.dtype)) /* prepacked 8-bit weights */
+        return xp8_matmul(be, j);
     const int bbits = (int)llmq_dtype_bits(j->b.dtype);
     const bool nk_stored = j->b.packed == NULL && !j->b_kn;
     /* B's parameters are constant over runs of `group` columns of k */

@@ -543,8 +543,47 @@ static void weight_only_within_bound(void **state)
     llmq_context_destroy(ctx);
 }
 
+/* W8A16 with 8-bit weights prepacked by llmq_matmul_pack_weights (16 channels x 4 k per 64
+ * bytes, read by x86_pack8.h): within the bound of the reference on the unpacked weight; s8 and
+ * u8, per tensor and per channel, [N, K] and [K, N] before packing, M in 1 .. 17, N and K with
+ * tails, extreme codes (the grid's ends, all-equal rows, zero points at both ends). */
+static void packed_8bit_weight_only_within_bound(void **state)
+{
+    llmq_context *ctx;
+    TIER_CONTEXT_OR_SKIP(state, ctx);
+    llmq_context *ref = scalar_context();
+    test_rng rng = {43};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 8, 16, 17};
+    static const int64_t ks[] = {1, 3, 17, 64, 250, 1000, 1041};
+    static const llmq_dtype ads[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
+    static const llmq_dtype cds[] = {LLMQ_DTYPE_F32, LLMQ_DTYPE_F16, LLMQ_DTYPE_BF16};
+    int done = 0;
+    for (int it = 0; done < 50 && it < 1000; it++) {
+        gcase g = {0};
+        g.m = pick(&rng, ms, 8);
+        g.n = pick(&rng, sizes, 5);
+        g.k = pick(&rng, ks, 7);
+        if (g.m * g.n * g.k > 2000000)
+            continue;
+        g.ad = ads[test_rng_next(&rng) % 3];
+        g.bd = test_rng_next(&rng) % 2 ? LLMQ_DTYPE_S8 : LLMQ_DTYPE_U8;
+        g.b_gran = (int)(test_rng_next(&rng) % 2);
+        g.kn = test_rng_next(&rng) % 4 == 0;
+        g.packed = 1;
+        g.cd = cds[test_rng_next(&rng) % 3];
+        g.bias = (int)(test_rng_next(&rng) % 2);
+        g.extreme = (int)(test_rng_next(&rng) % 6);
+        pad = it % 4 == 1 ? 4 + 4 * (int)(test_rng_next(&rng) % 10) : 0;
+        run_case(ctx, ref, &g, test_rng_next(&rng));
+        pad = 0;
+        done++;
+    }
+    llmq_context_destroy(ref);
+    llmq_context_destroy(ctx);
+}
+
 /* The same products on 1, 2, 3 and 5 threads: bit-identical, floats included (also with
- * prepacked 4-bit weights). */
+ * prepacked 4-bit and 8-bit weights). */
 static void thread_counts_bit_identical(void **state)
 {
     llmq_context *ctx;
@@ -566,6 +605,8 @@ static void thread_counts_bit_identical(void **state)
         {3, 777, 1000, LLMQ_DTYPE_U8, LLMQ_DTYPE_S4, LLMQ_DTYPE_S8, 0, 1},
         {1, 1001, 2048, LLMQ_DTYPE_F32, LLMQ_DTYPE_S4, LLMQ_DTYPE_F32, 64, 1},
         {16, 300, 1000, LLMQ_DTYPE_BF16, LLMQ_DTYPE_U4, LLMQ_DTYPE_F16, 128, 1},
+        {1, 1001, 2048, LLMQ_DTYPE_F32, LLMQ_DTYPE_S8, LLMQ_DTYPE_F32, 0, 1},
+        {7, 333, 1000, LLMQ_DTYPE_F16, LLMQ_DTYPE_U8, LLMQ_DTYPE_BF16, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gcase g = {0};
@@ -621,6 +662,7 @@ int main(void)
         cmocka_unit_test(grouped_4bit_decode_bit_equal),
         cmocka_unit_test(weight_only_within_bound),
         cmocka_unit_test(packed_4bit_vs_reference),
+        cmocka_unit_test(packed_8bit_weight_only_within_bound),
         cmocka_unit_test(thread_counts_bit_identical),
     };
     return run_per_tier("gemm_vs_scalar", tests, sizeof tests / sizeof tests[0]);
