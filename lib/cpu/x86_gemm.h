@@ -38,9 +38,11 @@
 #include "quant/pack.h"
 #include "quant/rounding.h"
 
-#define XG_MC 120 /* rows of a task: a multiple of every XG_MR */
+#define XG_MC 240 /* most rows of a task: a multiple of every XG_MR */
 #define XG_NC 64  /* columns of a task: 4 panels */
-#define XG_KC 512 /* reduction chunk: the B block (XG_NC x XG_KC bytes, 32 KB) stays in L1 */
+#define XG_KC 4096 /* reduction chunk: the B block (XG_NC x XG_KC bytes, 256 KB) stays in L2;
+                    * each chunk costs a pass of loads and stores over the int32 tile, and
+                    * 512 (B in L1) was 7% slower at 512 x 4096 x 4096 */
 #define XG_KC4 (XG_KC / 4)
 #define XG_GEMV_M 4 /* integer A with at most this many rows and unpacked B: GEMV (the panel
                      * GEMM repacks B, which pays from about 5 rows on) */
@@ -240,6 +242,7 @@ typedef struct xg_gemm {
     char *wbase;
     size_t wbytes;
     int64_t ntn;            /* column tasks */
+    int64_t mc;             /* rows of a task (the last may have fewer) */
 } xg_gemm;
 
 /* Pack rows of mblock `mb` of A and their group sums. */
@@ -471,13 +474,26 @@ static xg_work xg_work_at(const xg_gemm *g, int worker)
     return w;
 }
 
-/* One task: rows [m0, m0 + XG_MC) x columns [n0, n0 + XG_NC). */
+/* Ask for the lines of C's rows m .. m + rows, columns n0 .. n0 + ncols: the epilogue's
+ * stores to rows K apart otherwise each wait for their line from memory. */
+static inline void xg_prefetch_c(const llmq_matmul_job *j, int64_t m, int rows, int64_t n0,
+                                 int ncols)
+{
+    const size_t es = llmq_dtype_bits(j->c.dtype) / 8;
+    for (int r = 0; r < rows; r++) {
+        const uintptr_t p = (uintptr_t)j->c_data + (size_t)(m + r) * j->c.stride + (size_t)n0 * es;
+        for (uintptr_t q = p & ~(uintptr_t)63; q < p + (size_t)ncols * es; q += 64)
+            _mm_prefetch((const char *)q, _MM_HINT_T0);
+    }
+}
+
+/* One task: rows [m0, m0 + g->mc) x columns [n0, n0 + XG_NC). */
 static void xg_gemm_task(void *arg, int64_t task, int worker)
 {
     const xg_gemm *g = arg;
     const llmq_matmul_job *j = g->j;
-    const int64_t m0 = task / g->ntn * XG_MC, n0 = task % g->ntn * XG_NC;
-    const int64_t mrows = g->m - m0 < XG_MC ? g->m - m0 : XG_MC;
+    const int64_t m0 = task / g->ntn * g->mc, n0 = task % g->ntn * XG_NC;
+    const int64_t mrows = g->m - m0 < g->mc ? g->m - m0 : g->mc;
     const int ncols = (int)(g->n - n0 < XG_NC ? g->n - n0 : XG_NC);
     const int npan = (ncols + 15) / 16;
     xg_work w = xg_work_at(g, worker);
@@ -515,6 +531,8 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
                         xg_ukr(mr, np, a, bp[p] + h * 4, pstride, kk4,
                                w.cacc + r * XG_NC + p * 16 + h, XG_NC, k0 != g0);
                 }
+                if (k1 == g1 && gi + 1 == g->ngroups) /* C's lines on their way during the */
+                    xg_prefetch_c(j, m0 + r, mr, n0, ncols); /* next rows' sums */
             }
         }
         /* this group's B parameters and column sums */
@@ -582,7 +600,11 @@ static llmq_status xg_panel_gemm(llmq_backend *be, const llmq_matmul_job *j)
     const int64_t mblocks = (g.m + XG_MR - 1) / XG_MR;
     g.ablock = (size_t)g.k4 * XG_MR * 4 * XG_A_BYTES;
     g.ntn = (g.n + XG_NC - 1) / XG_NC;
-    const int64_t tasks = (g.m + XG_MC - 1) / XG_MC * g.ntn;
+    /* row blocks shared evenly between the fewest tasks of at most XG_MC rows: each task
+     * streams B once, so a short last task (8 rows of 128) would cost a whole pass over B */
+    const int64_t per = XG_MC / XG_MR, mtasks = (mblocks + per - 1) / per;
+    g.mc = (mblocks + mtasks - 1) / mtasks * XG_MR;
+    const int64_t tasks = mtasks * g.ntn;
     const int workers = llmq_parallel_workers(ctx, tasks);
     g.wbytes = (XG_WORK_BYTES + 63) & ~(size_t)63;
     const size_t abytes = ((size_t)mblocks * g.ablock + 63) & ~(size_t)63;
