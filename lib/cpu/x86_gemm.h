@@ -549,6 +549,24 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
             const uint32_t za = (uint32_t)g->zap[m];
             const uint32_t t = (uint32_t)g->arsum[m * g->ngroups + gi] - len * za;
             const float sa = g->sa[m];
+#ifdef XG_GEMV_ZMM
+            if (!g->grouped && j->c.dtype == LLMQ_DTYPE_F32 && ncols == XG_NC) {
+                /* the common case 16 columns a step: the same operations as below */
+                float *crow = (float *)(void *)((uint8_t *)j->c_data + (size_t)m * j->c.stride) + n0;
+                for (int c = 0; c < XG_NC; c += 16) {
+                    const __m512i acc = _mm512_sub_epi32(
+                        _mm512_sub_epi32(_mm512_loadu_si512((const void *)(w.cacc + r * XG_NC + c)),
+                                         _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w.zbp + c)),
+                                                            _mm512_set1_epi32((int32_t)t))),
+                        _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)za),
+                                           _mm512_loadu_si512((const void *)(w.colsum + c))));
+                    const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(sa)),
+                                                   _mm512_loadu_ps(w.sb + c));
+                    _mm512_storeu_ps(crow + c, _mm512_add_ps(f, _mm512_loadu_ps(w.bias + c)));
+                }
+                continue;
+            }
+#endif
             for (int c = 0; c < ncols; c += 8) {
                 const int cnt = ncols - c < 8 ? ncols - c : 8;
                 const __m256i s = _mm256_loadu_si256((const __m256i *)(w.cacc + r * XG_NC + c));
