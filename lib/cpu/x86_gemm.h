@@ -474,16 +474,60 @@ static xg_work xg_work_at(const xg_gemm *g, int worker)
     return w;
 }
 
-/* Ask for the lines of C's rows m .. m + rows, columns n0 .. n0 + ncols: the epilogue's
- * stores to rows K apart otherwise each wait for their line from memory. */
-static inline void xg_prefetch_c(const llmq_matmul_job *j, int64_t m, int rows, int64_t n0,
-                                 int ncols)
+/* The epilogue of rows r0 .. r1 of a task's tile for group gi (its length len), once the
+ * group's raw sums and B parameters are in w. */
+static void xg_tile_epilogue(const xg_gemm *g, const xg_work *wp, int64_t m0, int64_t r0,
+                             int64_t r1, int64_t n0, int ncols, int64_t gi, uint32_t len)
 {
-    const size_t es = llmq_dtype_bits(j->c.dtype) / 8;
-    for (int r = 0; r < rows; r++) {
-        const uintptr_t p = (uintptr_t)j->c_data + (size_t)(m + r) * j->c.stride + (size_t)n0 * es;
-        for (uintptr_t q = p & ~(uintptr_t)63; q < p + (size_t)ncols * es; q += 64)
-            _mm_prefetch((const char *)q, _MM_HINT_T0);
+    const llmq_matmul_job *j = g->j;
+    const xg_work w = *wp;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t m = m0 + r;
+        const uint32_t za = (uint32_t)g->zap[m];
+        const uint32_t t = (uint32_t)g->arsum[m * g->ngroups + gi] - len * za;
+        const float sa = g->sa[m];
+#ifdef XG_GEMV_ZMM
+        if (!g->grouped && j->c.dtype == LLMQ_DTYPE_F32 && ncols == XG_NC) {
+            /* the common case 16 columns a step: the same operations as below */
+            float *crow = (float *)(void *)((uint8_t *)j->c_data + (size_t)m * j->c.stride) + n0;
+            for (int c = 0; c < XG_NC; c += 16) {
+                const __m512i acc = _mm512_sub_epi32(
+                    _mm512_sub_epi32(_mm512_loadu_si512((const void *)(w.cacc + r * XG_NC + c)),
+                                     _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w.zbp + c)),
+                                                        _mm512_set1_epi32((int32_t)t))),
+                    _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)za),
+                                       _mm512_loadu_si512((const void *)(w.colsum + c))));
+                const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(sa)),
+                                               _mm512_loadu_ps(w.sb + c));
+                _mm512_storeu_ps(crow + c, _mm512_add_ps(f, _mm512_loadu_ps(w.bias + c)));
+            }
+            continue;
+        }
+#endif
+        for (int c = 0; c < ncols; c += 8) {
+            const int cnt = ncols - c < 8 ? ncols - c : 8;
+            const __m256i s = _mm256_loadu_si256((const __m256i *)(w.cacc + r * XG_NC + c));
+            const __m256i zb = _mm256_loadu_si256((const __m256i *)(w.zbp + c));
+            const __m256i cs = _mm256_loadu_si256((const __m256i *)(w.colsum + c));
+            const __m256i acc = _mm256_sub_epi32(
+                _mm256_sub_epi32(s, _mm256_mullo_epi32(zb, _mm256_set1_epi32((int32_t)t))),
+                _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)za), cs));
+            if (!g->grouped) {
+                xg_epilogue_exact(j, m, n0 + c, cnt, acc, sa, w.sb + c, w.bias + c);
+                continue;
+            }
+            /* acc += (float)part * sA * sB, in k order; the first add is to 0.0f */
+            float *f = w.facc + r * XG_NC + c;
+            const __m256 prev = gi == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
+            const __m256 add = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sa)),
+                _mm256_loadu_ps(w.sb + c));
+            const __m256 v = _mm256_add_ps(prev, add);
+            if (gi + 1 < g->ngroups)
+                _mm256_storeu_ps(f, v);
+            else
+                xg_epilogue_float(j, m, n0 + c, cnt, v, w.bias + c);
+        }
     }
 }
 
@@ -521,6 +565,15 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
                 for (int p = 0; p < npan; p++)
                     bp[p] = w.blk + (size_t)p * XG_KC4 * 64;
             }
+            const bool last = k1 == g1;
+            if (last) /* this group's B parameters and column sums */
+                for (int c = 0; c < XG_NC + 8; c++) {
+                    const int64_t pb = bidx[c] + gi; /* groups only on [N, K] weights */
+                    w.sb[c] = j->b.scale[pb];
+                    w.zbp[c] = j->b.zero_point[pb] - g->b_off;
+                    if (pk != NULL && c < XG_NC)
+                        w.colsum[c] = c < ncols ? pk->colsum[n0 + c] : 0;
+                }
             for (int64_t r = 0; r < mrows; r += XG_MR) {
                 const int mr = (int)(mrows - r < XG_MR ? mrows - r : XG_MR);
                 const uint8_t *a = g->apack + (size_t)((m0 + r) / XG_MR) * g->ablock +
@@ -531,65 +584,10 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
                         xg_ukr(mr, np, a, bp[p] + h * 4, pstride, kk4,
                                w.cacc + r * XG_NC + p * 16 + h, XG_NC, k0 != g0);
                 }
-                if (k1 == g1 && gi + 1 == g->ngroups) /* C's lines on their way during the */
-                    xg_prefetch_c(j, m0 + r, mr, n0, ncols); /* next rows' sums */
-            }
-        }
-        /* this group's B parameters and column sums */
-        for (int c = 0; c < XG_NC + 8; c++) {
-            const int64_t pb = bidx[c] + gi; /* groups only on [N, K] weights: one per gi */
-            w.sb[c] = j->b.scale[pb];
-            w.zbp[c] = j->b.zero_point[pb] - g->b_off;
-            if (pk != NULL && c < XG_NC)
-                w.colsum[c] = c < ncols ? pk->colsum[n0 + c] : 0;
-        }
-        const uint32_t len = (uint32_t)(g1 - g0);
-        for (int64_t r = 0; r < mrows; r++) {
-            const int64_t m = m0 + r;
-            const uint32_t za = (uint32_t)g->zap[m];
-            const uint32_t t = (uint32_t)g->arsum[m * g->ngroups + gi] - len * za;
-            const float sa = g->sa[m];
-#ifdef XG_GEMV_ZMM
-            if (!g->grouped && j->c.dtype == LLMQ_DTYPE_F32 && ncols == XG_NC) {
-                /* the common case 16 columns a step: the same operations as below */
-                float *crow = (float *)(void *)((uint8_t *)j->c_data + (size_t)m * j->c.stride) + n0;
-                for (int c = 0; c < XG_NC; c += 16) {
-                    const __m512i acc = _mm512_sub_epi32(
-                        _mm512_sub_epi32(_mm512_loadu_si512((const void *)(w.cacc + r * XG_NC + c)),
-                                         _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w.zbp + c)),
-                                                            _mm512_set1_epi32((int32_t)t))),
-                        _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)za),
-                                           _mm512_loadu_si512((const void *)(w.colsum + c))));
-                    const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(sa)),
-                                                   _mm512_loadu_ps(w.sb + c));
-                    _mm512_storeu_ps(crow + c, _mm512_add_ps(f, _mm512_loadu_ps(w.bias + c)));
-                }
-                continue;
-            }
-#endif
-            for (int c = 0; c < ncols; c += 8) {
-                const int cnt = ncols - c < 8 ? ncols - c : 8;
-                const __m256i s = _mm256_loadu_si256((const __m256i *)(w.cacc + r * XG_NC + c));
-                const __m256i zb = _mm256_loadu_si256((const __m256i *)(w.zbp + c));
-                const __m256i cs = _mm256_loadu_si256((const __m256i *)(w.colsum + c));
-                const __m256i acc = _mm256_sub_epi32(
-                    _mm256_sub_epi32(s, _mm256_mullo_epi32(zb, _mm256_set1_epi32((int32_t)t))),
-                    _mm256_mullo_epi32(_mm256_set1_epi32((int32_t)za), cs));
-                if (!g->grouped) {
-                    xg_epilogue_exact(j, m, n0 + c, cnt, acc, sa, w.sb + c, w.bias + c);
-                    continue;
-                }
-                /* acc += (float)part * sA * sB, in k order; the first add is to 0.0f */
-                float *f = w.facc + r * XG_NC + c;
-                const __m256 prev = gi == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(f);
-                const __m256 add = _mm256_mul_ps(
-                    _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(sa)),
-                    _mm256_loadu_ps(w.sb + c));
-                const __m256 v = _mm256_add_ps(prev, add);
-                if (gi + 1 < g->ngroups)
-                    _mm256_storeu_ps(f, v);
-                else
-                    xg_epilogue_float(j, m, n0 + c, cnt, v, w.bias + c);
+                /* each row block's epilogue right after its sums: its stores to C drain
+                 * while the next block is summed */
+                if (last)
+                    xg_tile_epilogue(g, &w, m0, r, r + mr, n0, ncols, gi, (uint32_t)(g1 - g0));
             }
         }
     }
