@@ -254,11 +254,36 @@ static void xg_pack_a(void *arg, int64_t mb, int worker)
     uint8_t *dst = g->apack + (size_t)mb * g->ablock;
     const uint8_t flip = g->a_off ? 0x80 : 0;
     const size_t rstep = (size_t)XG_MR * 4 * XG_A_BYTES; /* bytes from one k4 block to the next */
+    int64_t q0 = 0; /* k4 blocks packed for all rows at once */
+#if XG_A_BYTES == 1 && XG_MR % 4 == 0
+    /* 16 codes of 4 rows: a 4 x 4 transpose of dwords gives 4 k4 blocks of the 4 rows, each
+     * one 16-byte store (a row at a time, each block was four scattered 4-byte stores) */
+    const uint8_t *rows[XG_MR];
+    for (int r = 0; r < XG_MR; r++)
+        rows[r] = mb * XG_MR + r < g->m ? (const uint8_t *)j->a.data + (size_t)(mb * XG_MR + r) * j->a.stride
+                                        : NULL;
+    for (; (q0 + 4) * 4 <= g->k; q0 += 4)
+        for (int r = 0; r < XG_MR; r += 4) {
+            __m128i x[4];
+            for (int i = 0; i < 4; i++)
+                x[i] = rows[r + i] != NULL
+                           ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(rows[r + i] + q0 * 4)),
+                                           _mm_set1_epi8((char)flip))
+                           : _mm_setzero_si128();
+            const __m128i t0 = _mm_unpacklo_epi32(x[0], x[1]), t1 = _mm_unpacklo_epi32(x[2], x[3]);
+            const __m128i t2 = _mm_unpackhi_epi32(x[0], x[1]), t3 = _mm_unpackhi_epi32(x[2], x[3]);
+            uint8_t *d = dst + (size_t)q0 * rstep + (size_t)r * 4;
+            _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi64(t0, t1));
+            _mm_storeu_si128((__m128i *)(d + rstep), _mm_unpackhi_epi64(t0, t1));
+            _mm_storeu_si128((__m128i *)(d + 2 * rstep), _mm_unpacklo_epi64(t2, t3));
+            _mm_storeu_si128((__m128i *)(d + 3 * rstep), _mm_unpackhi_epi64(t2, t3));
+        }
+#endif
     for (int r = 0; r < XG_MR; r++) {
         const int64_t m = mb * XG_MR + r;
         const uint8_t *src = m < g->m ? (const uint8_t *)j->a.data + (size_t)m * j->a.stride : NULL;
         uint8_t *d = dst + (size_t)r * 4 * XG_A_BYTES;
-        int64_t q = 0;
+        int64_t q = q0;
         if (src != NULL) /* 4 k4 blocks (16 codes) at a time */
             for (; (q + 4) * 4 <= g->k; q += 4) {
                 const __m128i x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + q * 4)),
