@@ -227,7 +227,33 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
 
 /* ---------------- AMPERE: m16n8k32, cp.async pipeline of STAGES tiles ---------------- */
 
-template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED>
+/* A warp's fragments of one k step (32 k) of the stage at sa (A) / sb (B): MI A fragments of
+ * 16 rows, NI B fragments of 8 columns. A matrices are rows 0-7 / 8-15 at k 0-15, then the same
+ * rows at k 16-31; B matrices are n 0-7 at k 0-15 / 16-31, then n 8-15 at k 0-15 / 16-31. */
+template <int MI, int NI, int BK>
+__device__ __forceinline__ void load_fragments(uint32_t sa, uint32_t sb, int ks, int a_row,
+                                               int a_half, int b_row, int b_half,
+                                               uint32_t (&af)[MI][4], uint32_t (&bf)[NI][2])
+{
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+        const int row = a_row + mi * 16;
+        ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
+                    af[mi][1], af[mi][2], af[mi][3]);
+    }
+#pragma unroll
+    for (int nj = 0; nj < NI / 2; nj++) {
+        const int row = b_row + nj * 16;
+        ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16, bf[2 * nj][0],
+                    bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+    }
+}
+
+/* The fragments of the next k step are loaded while the tensor cores work on this one (two
+ * register sets); the stage barrier sits in the last k step of a tile, after the loads of the
+ * tile STAGES - 1 ahead are issued. A_U8: u8 codes, turned into s8 (a - 128) by flipping the
+ * top bits of the fragments; s8 A skips that at compile time. */
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED, bool A_U8>
 __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
     gemm_ampere_kernel(const __grid_constant__ gemm_params p)
 {
@@ -239,6 +265,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
     using LA = tile_loader<BM, BK, THREADS>;
     using LB = tile_loader<BN, BK, THREADS>;
     static_assert(NI % 2 == 0, "B fragments are loaded in pairs");
+    static_assert(KS % 2 == 0, "whole pairs of k steps per tile (the register sets alternate)");
     static_assert((BM / WM) * WARPS_N * EPI_ROWS * (WN + EPI_PAD) * 4 <= STAGES * STAGE_BYTES,
                   "epilogue staging fits in the pipeline's shared memory");
     extern __shared__ __align__(128) int8_t smem[];
@@ -269,9 +296,6 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
             for (int e = 0; e < 4; e++)
                 acc[mi][ni][e] = 0;
 
-    /* ldmatrix row addresses that do not depend on the stage: A matrices are rows 0-7 / 8-15
-     * at k 0-15, then the same rows at k 16-31; B matrices are n 0-7 at k 0-15 / 16-31, then
-     * n 8-15 at k 0-15 / 16-31 */
     const int a_row = wm * WM + (lane & 15), a_half = lane >> 4;
     const int b_row = wn * WN + (lane & 7) + ((lane >> 4) << 3), b_half = (lane >> 3) & 1;
 
@@ -281,39 +305,44 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
             load_stage(s, s);
         cp_async_commit();
     }
+    cp_async_wait<STAGES - 2>(); /* tile 0 has landed (this thread's part) */
+    __syncthreads();             /* ... everyone's */
+
+    uint32_t af[2][MI][4], bf[2][NI][2];
+    int read_stage = 0, write_stage = STAGES - 1;
+    uint32_t sa = sbase, sb = sbase + BM * BK;
+    load_fragments<MI, NI, BK>(sa, sb, 0, a_row, a_half, b_row, b_half, af[0], bf[0]);
     for (int kt = 0; kt < kt_count; kt++) {
-        cp_async_wait<STAGES - 2>(); /* tile kt has landed (this thread's part) */
-        __syncthreads();             /* ... everyone's; and stage (kt - 1) is free again */
-        const int next = kt + STAGES - 1;
-        if (next < kt_count)
-            load_stage(next % STAGES, next);
-        cp_async_commit();
-        const uint32_t sa = sbase + (kt % STAGES) * STAGE_BYTES, sb = sa + BM * BK;
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
-            uint32_t af[MI][4], bf[NI][2];
-#pragma unroll
-            for (int mi = 0; mi < MI; mi++) {
-                const int row = a_row + mi * 16;
-                ldmatrix_x4(sa + row * BK + swizzle<BK>(row, ks * 2 + a_half) * 16, af[mi][0],
-                            af[mi][1], af[mi][2], af[mi][3]);
+            if (ks == KS - 1) {
+                /* stage write_stage was last read before the previous tile's barrier */
+                if (kt + STAGES - 1 < kt_count)
+                    load_stage(write_stage, kt + STAGES - 1);
+                cp_async_commit();
+                cp_async_wait<STAGES - 2>(); /* tile kt + 1 has landed */
+                __syncthreads();
+                write_stage = write_stage == STAGES - 1 ? 0 : write_stage + 1;
+                read_stage = read_stage == STAGES - 1 ? 0 : read_stage + 1;
+                sa = sbase + read_stage * STAGE_BYTES;
+                sb = sa + BM * BK;
             }
+            /* the next k step: of this tile, or the first of the next one (harmless reads of a
+             * stage that holds no tile after the last) */
+            load_fragments<MI, NI, BK>(sa, sb, ks == KS - 1 ? 0 : ks + 1, a_row, a_half, b_row,
+                                       b_half, af[(ks + 1) & 1], bf[(ks + 1) & 1]);
+            if (A_U8) {
 #pragma unroll
-            for (int nj = 0; nj < NI / 2; nj++) {
-                const int row = b_row + nj * 16;
-                ldmatrix_x4(sb + row * BK + swizzle<BK>(row, ks * 2 + b_half) * 16,
-                            bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+                for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        af[ks & 1][mi][e] ^= 0x80808080u;
             }
-#pragma unroll
-            for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    af[mi][e] ^= p.a_flip;
 #pragma unroll
             for (int mi = 0; mi < MI; mi++)
 #pragma unroll
                 for (int ni = 0; ni < NI; ni++)
-                    mma_m16n8k32(acc[mi][ni], af[mi], bf[ni]);
+                    mma_m16n8k32(acc[mi][ni], af[ks & 1][mi], bf[ks & 1][ni]);
         }
     }
     cp_async_wait<0>();
@@ -398,25 +427,29 @@ llmq_status run_turing(state *s, const gemm_params &p, bool aligned, int splits)
     return check_launch(s, "gemm_turing_kernel");
 }
 
-template <int BM, int BN, int BK, int WM, int WN, int STAGES>
-llmq_status run_ampere(state *s, const gemm_params &p, bool aligned, int splits)
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED, bool A_U8>
+llmq_status run_ampere_kernel(state *s, const gemm_params &p, int splits)
 {
     constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
     constexpr int SMEM = STAGES * (BM + BN) * BK;
     const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
-    cudaError_t e;
-    if (aligned) {
-        auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true>;
-        if ((e = allow_smem(k, SMEM)) != cudaSuccess)
-            return fail(s, e, "cudaFuncSetAttribute");
-        k<<<grid, THREADS, SMEM, s->stream>>>(p);
-    } else {
-        auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false>;
-        if ((e = allow_smem(k, SMEM)) != cudaSuccess)
-            return fail(s, e, "cudaFuncSetAttribute");
-        k<<<grid, THREADS, SMEM, s->stream>>>(p);
-    }
+    auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, ALIGNED, A_U8>;
+    const cudaError_t e = allow_smem(k, SMEM);
+    if (e != cudaSuccess)
+        return fail(s, e, "cudaFuncSetAttribute");
+    k<<<grid, THREADS, SMEM, s->stream>>>(p);
     return check_launch(s, "gemm_ampere_kernel");
+}
+
+template <int BM, int BN, int BK, int WM, int WN, int STAGES>
+llmq_status run_ampere(state *s, const gemm_params &p, bool aligned, int splits)
+{
+    const bool u8 = p.a_flip != 0;
+    if (aligned)
+        return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true, true>(s, p, splits)
+                  : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true, false>(s, p, splits);
+    return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false, true>(s, p, splits)
+              : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false, false>(s, p, splits);
 }
 
 /* Tile configurations: (BM, BN, BK) and the k-split that fills the GPU for small products. */
@@ -468,26 +501,19 @@ llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int spli
 {
 #ifdef LLMQ_CUDA_TUNING
     switch (tune_choice()) {
-    case 1: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
-    case 2: return run_ampere<256, 128, 64, 64, 64, 3>(s, p, aligned, splits);
+    case 1: return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 2: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
     case 3: return run_ampere<128, 256, 128, 64, 64, 3>(s, p, aligned, splits);
-    case 4: return run_ampere<128, 128, 128, 64, 64, 4>(s, p, aligned, splits);
-    case 5: return run_ampere<128, 128, 64, 64, 32, 4>(s, p, aligned, splits);
-    case 6: return run_ampere<128, 256, 64, 64, 64, 3>(s, p, aligned, splits);
-    case 7: return run_ampere<128, 128, 64, 64, 64, 3>(s, p, aligned, splits);
-    case 8: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
-    case 9: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
-    case 20: return run_ampere<128, 256, 64, 64, 32, 4>(s, p, aligned, splits);
-    case 21: return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
-    case 22: return run_ampere<256, 128, 64, 64, 32, 4>(s, p, aligned, splits);
-    case 23: return run_ampere<128, 256, 128, 64, 32, 3>(s, p, aligned, splits);
-    case 24: return run_ampere<256, 128, 64, 32, 64, 4>(s, p, aligned, splits);
-    case 25: return run_ampere<128, 128, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 4: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 5: return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
+    case 6: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
+    case 7: return run_ampere<256, 128, 128, 64, 64, 3>(s, p, aligned, splits);
+    case 8: return run_ampere<128, 256, 128, 64, 64, 4>(s, p, aligned, splits);
     default: break;
     }
 #endif
-    if (p.m >= 128 && p.n >= 256) /* 16 warps of 32 x 64 (docs/cuda.md) */
-        return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
+    if (p.m >= 128 && p.n >= 256) /* 8 warps of 64 x 64 (docs/cuda.md) */
+        return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
     return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
 }
 

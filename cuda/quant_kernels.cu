@@ -7,6 +7,7 @@
  * row keeps the padding bits it finds, as the CPU's packing does). */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "cuda_internal.cuh"
 
@@ -485,6 +486,111 @@ __global__ void __launch_bounds__(ROW_THREADS) dynamic_rows_kernel(llmq_quant_jo
     }
 }
 
+/* One warp per row for the per-token quantization of 16-bit activations to 8-bit codes in the
+ * default modes (the fused W8A8 linear's first kernel): rows of up to 32 * WARP_UNITS units stay
+ * in registers as raw 16-byte loads, the range is a shuffle reduction (no shared memory, no
+ * block barrier), and each lane stores 8 codes per unit. Same results as dynamic_rows_kernel. */
+constexpr int WARP_UNITS = 16;
+
+__global__ void __launch_bounds__(THREADS) dynamic_warp_rows_kernel(llmq_quant_job j,
+                                                                    llmq_symmetry sym,
+                                                                    float *scale, int32_t *zp,
+                                                                    unsigned long long *nan_slot)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t per_row = j.cols / UNIT;
+    const int64_t warps = (int64_t)gridDim.x * (THREADS / 32);
+    const bool uns = is_unsigned_dtype(j.dst_dtype);
+    const bool f16 = j.src_dtype == LLMQ_DTYPE_F16;
+    for (int64_t r = (int64_t)blockIdx.x * (THREADS / 32) + (threadIdx.x >> 5); r < j.rows;
+         r += warps) {
+        const uint4 *srow = reinterpret_cast<const uint4 *>(static_cast<const char *>(j.src) +
+                                                            (size_t)r * j.src_stride);
+        uint2 *drow = reinterpret_cast<uint2 *>(static_cast<char *>(j.dst) +
+                                                (size_t)r * j.dst_stride);
+        uint4 raw[WARP_UNITS];
+#pragma unroll
+        for (int t = 0; t < WARP_UNITS; t++) {
+            const int64_t u = lane + 32 * t;
+            raw[t] = u < per_row ? srow[u] : make_uint4(0, 0, 0, 0);
+        }
+        auto unpack = [&](const uint4 &v, float *x) {
+            const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint16_t a = (uint16_t)(w[i] & 0xffff), b = (uint16_t)(w[i] >> 16);
+                x[2 * i] = f16 ? f16_to_f32(a) : bf16_to_f32(a);
+                x[2 * i + 1] = f16 ? f16_to_f32(b) : bf16_to_f32(b);
+            }
+        };
+        float mn = 0.0f, mx = 0.0f; /* ranges start at 0, as on the CPU */
+#pragma unroll
+        for (int t = 0; t < WARP_UNITS; t++) {
+            const int64_t u = lane + 32 * t;
+            if (u >= per_row)
+                break;
+            float x[UNIT];
+            unpack(raw[t], x);
+#pragma unroll
+            for (int i = 0; i < UNIT; i++) {
+                const float v = x[i];
+                if (v != v)
+                    report_nan(nan_slot, r * j.cols + u * UNIT + i);
+                if (finite_value(v)) {
+                    mn = v < mn ? v : mn;
+                    mx = v > mx ? v : mx;
+                }
+            }
+        }
+        for (int off = 16; off > 0; off >>= 1) {
+            const float a = __shfl_xor_sync(0xffffffffu, mn, off);
+            const float b = __shfl_xor_sync(0xffffffffu, mx, off);
+            mn = a < mn ? a : mn;
+            mx = b > mx ? b : mx;
+        }
+        float s;
+        int32_t z;
+        qparams_from_range(mn, mx, sym, j.qmin, j.qmax, uns, &s, &z);
+        if (lane == 0) {
+            const int64_t p = param_row_base(j.map, r);
+            scale[p] = s;
+            zp[p] = z;
+        }
+        qparam q;
+        q.scale = s;
+        q.zp = z;
+        q.inv = __frcp_rn(s);
+        q.lo = (float)(j.qmin - z);
+        q.hi = (float)(j.qmax - z);
+#pragma unroll
+        for (int t = 0; t < WARP_UNITS; t++) {
+            const int64_t u = lane + 32 * t;
+            if (u >= per_row)
+                break;
+            float x[UNIT];
+            unpack(raw[t], x);
+            uint32_t c[UNIT];
+#pragma unroll
+            for (int i = 0; i < UNIT; i++)
+                c[i] = quant1<true>(x[i], q, j, 0);
+            drow[u] = make_uint2(c[0] | c[1] << 8 | c[2] << 16 | c[3] << 24,
+                                 c[4] | c[5] << 8 | c[6] << 16 | c[7] << 24);
+        }
+    }
+}
+
+/* Whether dynamic_warp_rows_kernel takes a per-row job: 16-bit source rows of whole 16-byte
+ * units (aligned), 8-bit codes in 8-byte aligned rows, the default modes, short rows. */
+bool warp_rows_fit(const llmq_quant_job *j)
+{
+    const bool src16 = j->src_dtype == LLMQ_DTYPE_F16 || j->src_dtype == LLMQ_DTYPE_BF16;
+    const bool dst8 = j->dst_dtype == LLMQ_DTYPE_S8 || j->dst_dtype == LLMQ_DTYPE_U8;
+    return src16 && dst8 && j->cols % UNIT == 0 && j->cols <= 32 * WARP_UNITS * UNIT &&
+           j->src_stride % 16 == 0 && (uintptr_t)j->src % 16 == 0 && j->dst_stride % 8 == 0 &&
+           (uintptr_t)j->dst % 8 == 0 && j->rounding == LLMQ_ROUNDING_HALF_EVEN &&
+           j->numerics == LLMQ_NUMERICS_PYTORCH;
+}
+
 int grid_for(const state *s, int64_t work)
 {
     const int64_t blocks = (work + THREADS - 1) / THREADS;
@@ -517,6 +623,17 @@ llmq_status launch_range(state *s, const llmq_quant_job *job, float *lo, float *
     return check_launch(s, "range_kernel");
 }
 
+/* Tuning builds only: $LLMQ_CUDA_QTUNE=1 keeps the block-per-row kernel (to compare). */
+static bool no_warp_rows()
+{
+#ifdef LLMQ_CUDA_TUNING
+    const char *v = getenv("LLMQ_CUDA_QTUNE");
+    return v != nullptr && v[0] == '1';
+#else
+    return false;
+#endif
+}
+
 llmq_status launch_quantize_dynamic(state *s, const llmq_quant_job *job, llmq_symmetry sym,
                                     int64_t nparams, float *scale, int32_t *zero_point)
 {
@@ -529,6 +646,14 @@ llmq_status launch_quantize_dynamic(state *s, const llmq_quant_job *job, llmq_sy
         const bool fast = job->rounding == LLMQ_ROUNDING_HALF_EVEN &&
                           job->numerics == LLMQ_NUMERICS_PYTORCH;
         const dim3 g((unsigned)blocks);
+        /* a warp per row pays once the rows fill the GPU (H100: slower at 512 rows, faster
+         * at 2048, docs/cuda.md note 8); fewer rows go to a block each */
+        if (warp_rows_fit(job) && job->rows >= 8 * (int64_t)s->sms && !no_warp_rows()) {
+            const int64_t wb = (job->rows + THREADS / 32 - 1) / (THREADS / 32);
+            dynamic_warp_rows_kernel<<<(unsigned)(wb < (1 << 30) ? wb : 1 << 30), THREADS, 0,
+                                       s->stream>>>(*job, sym, scale, zero_point, s->nan_index);
+            return check_launch(s, "dynamic_warp_rows_kernel");
+        }
         if (cached && fast)
             dynamic_rows_kernel<true, true><<<g, ROW_THREADS, 0, s->stream>>>(
                 *job, sym, scale, zero_point, s->nan_index);

@@ -477,10 +477,18 @@ static void quantize_matches_cpu(void **state)
         run_qcase(ctx, &c, &r);
         done++;
     }
-    /* the fused per-token kernel with 16-byte loads, and long rows */
+    /* the per-token kernels (a warp per row of up to 4096 16-bit values when there are at
+     * least 8 rows per multiprocessor, a block per row otherwise or for longer or unaligned
+     * rows) with 16-byte loads, and long rows */
     const qcase big[] = {
         {LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_DTYPE_F16, LLMQ_GRANULARITY_PER_TOKEN, 0, 0,
          LLMQ_SYMMETRY_SYMMETRIC, LLMQ_ROUNDING_HALF_EVEN, LLMQ_NUMERICS_PYTORCH, 2, {64, 4096}},
+        {LLMQ_DTYPE_BF16, LLMQ_DTYPE_U8, LLMQ_DTYPE_F32, LLMQ_GRANULARITY_PER_TOKEN, 0, 0,
+         LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_ROUNDING_HALF_EVEN, LLMQ_NUMERICS_PYTORCH, 2, {2100, 2056}},
+        {LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_DTYPE_F16, LLMQ_GRANULARITY_PER_TOKEN, 0, 0,
+         LLMQ_SYMMETRY_SYMMETRIC, LLMQ_ROUNDING_HALF_EVEN, LLMQ_NUMERICS_PYTORCH, 2, {2100, 4096}},
+        {LLMQ_DTYPE_F16, LLMQ_DTYPE_S8, LLMQ_DTYPE_F16, LLMQ_GRANULARITY_PER_TOKEN, 0, 0,
+         LLMQ_SYMMETRY_SYMMETRIC, LLMQ_ROUNDING_HALF_EVEN, LLMQ_NUMERICS_PYTORCH, 2, {3, 4104}},
         {LLMQ_DTYPE_BF16, LLMQ_DTYPE_U8, LLMQ_DTYPE_F32, LLMQ_GRANULARITY_PER_TOKEN, 0, 0,
          LLMQ_SYMMETRY_ASYMMETRIC, LLMQ_ROUNDING_HALF_EVEN, LLMQ_NUMERICS_ONNX, 2, {33, 5000}},
         {LLMQ_DTYPE_F32, LLMQ_DTYPE_S4, LLMQ_DTYPE_BF16, LLMQ_GRANULARITY_PER_GROUP, 0, 128,
