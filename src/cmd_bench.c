@@ -130,8 +130,8 @@ static int bench_gemm(int argc, char **argv)
         llmq_context_destroy(ctx);
         return rc;
     }
-    printf("llmq bench gemm: backend %s, best of %d; W8A8 weights prepacked, W4A16p / W4A8p "
-           "the 4-bit weights prepacked\n",
+    printf("llmq bench gemm: backend %s, best of %d; W8A8 weights prepacked, W8A16p / W4A16p / "
+           "W4A8p the weights prepacked\n",
            llmq_context_backend_name(ctx), reps);
     double bw[2];
     for (int t = 0; t < nthreads; t++) {
