@@ -24,15 +24,20 @@ struct qparam {
     int32_t zp;
 };
 
-__device__ __forceinline__ qparam load_qparam(const llmq_quant_job &j, int64_t p)
+__device__ __forceinline__ qparam make_qparam(const llmq_quant_job &j, float scale, int32_t zp)
 {
     qparam q;
-    q.scale = j.scale[p];
-    q.zp = j.zero_point[p];
-    q.inv = __frcp_rn(q.scale); /* 1.0f / scale, correctly rounded: PyTorch's inv */
-    q.lo = (float)(j.qmin - q.zp);
-    q.hi = (float)(j.qmax - q.zp);
+    q.scale = scale;
+    q.zp = zp;
+    q.inv = __frcp_rn(scale); /* 1.0f / scale, correctly rounded: PyTorch's inv */
+    q.lo = (float)(j.qmin - zp);
+    q.hi = (float)(j.qmax - zp);
     return q;
+}
+
+__device__ __forceinline__ qparam load_qparam(const llmq_quant_job &j, int64_t p)
+{
+    return make_qparam(j, j.scale[p], j.zero_point[p]);
 }
 
 /* FAST: the default modes (half to even, pytorch numerics) without run-time switches. */
@@ -450,12 +455,7 @@ __global__ void __launch_bounds__(ROW_THREADS) dynamic_rows_kernel(llmq_quant_jo
             scale[p] = s;
             zp[p] = z;
         }
-        qparam q;
-        q.scale = s;
-        q.zp = z;
-        q.inv = __frcp_rn(s);
-        q.lo = (float)(j.qmin - z);
-        q.hi = (float)(j.qmax - z);
+        const qparam q = make_qparam(j, s, z);
         auto emit = [&](const float *x, int n, int64_t c0) {
             uint8_t codes[UNIT];
 #pragma unroll
@@ -556,12 +556,7 @@ __global__ void __launch_bounds__(THREADS) dynamic_warp_rows_kernel(llmq_quant_j
             scale[p] = s;
             zp[p] = z;
         }
-        qparam q;
-        q.scale = s;
-        q.zp = z;
-        q.inv = __frcp_rn(s);
-        q.lo = (float)(j.qmin - z);
-        q.hi = (float)(j.qmax - z);
+        const qparam q = make_qparam(j, s, z);
 #pragma unroll
         for (int t = 0; t < WARP_UNITS; t++) {
             const int64_t u = lane + 32 * t;
