@@ -40,6 +40,7 @@ struct gemm_params {
     int requant_multiplier;
     const int32_t *rowsum_a; /* sum_k (a - a_off) per row, when some zB != 0; else NULL */
     const int32_t *colsum_b; /* sum_k b per output channel, when some zA' != 0; else NULL */
+    int staged_epilogue;     /* tuning builds ($LLMQ_CUDA_EPI=staged): no fragment epilogue */
 };
 
 /* ---- tensor-core and memory instructions ---- */
@@ -244,6 +245,101 @@ __device__ __forceinline__ void store_pair(const gemm_params &p, int m, int n, i
     store_out(p, m, n, a0, r, c0);
     if (both)
         store_out(p, m, n + 1, a1, r, c1);
+}
+
+/* Outputs (m, n) and (m, n + 1 if < N) of a dequantizing or raw epilogue whose output type is
+ * known at compile time: the fragment epilogue below unrolls it over a warp tile. */
+template <int OUT>
+__device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n, int32_t a0,
+                                              int32_t a1, const row_params &r,
+                                              const col_params &c0, const col_params &c1)
+{
+    char *row = static_cast<char *>(p.c) + (size_t)m * p.ldc;
+    const bool both = n + 1 < p.n;
+    const int32_t v0 = corrected(p, m, n, a0, r, c0);
+    const int32_t v1 = both ? corrected(p, m, n + 1, a1, r, c1) : 0;
+    if (OUT == OUT_S32) {
+        int32_t *d = reinterpret_cast<int32_t *>(row) + n;
+        if (both && ((uintptr_t)d & 7) == 0) {
+            *reinterpret_cast<int2 *>(d) = make_int2(v0, v1);
+        } else {
+            d[0] = v0;
+            if (both)
+                d[1] = v1;
+        }
+        return;
+    }
+    const float y0 = __fadd_rn(__fmul_rn(__fmul_rn((float)v0, r.sa), c0.sb), c0.bias);
+    const float y1 = __fadd_rn(__fmul_rn(__fmul_rn((float)v1, r.sa), c1.sb), c1.bias);
+    if (OUT == OUT_F32) {
+        float *d = reinterpret_cast<float *>(row) + n;
+        if (both && ((uintptr_t)d & 7) == 0) {
+            *reinterpret_cast<float2 *>(d) = make_float2(y0, y1);
+        } else {
+            d[0] = y0;
+            if (both)
+                d[1] = y1;
+        }
+        return;
+    }
+    const uint16_t h0 = OUT == OUT_F16 ? f32_to_f16(y0) : f32_to_bf16(y0);
+    const uint16_t h1 = OUT == OUT_F16 ? f32_to_f16(y1) : f32_to_bf16(y1);
+    uint16_t *d = reinterpret_cast<uint16_t *>(row) + n;
+    if (both && ((uintptr_t)d & 3) == 0) {
+        *reinterpret_cast<uint32_t *>(d) = (uint32_t)h0 | (uint32_t)h1 << 16;
+    } else {
+        d[0] = h0;
+        if (both)
+            d[1] = h1;
+    }
+}
+
+/* The epilogue straight from a warp's m16n8 accumulators acc[MI][NI][4] (every output type but
+ * requantized codes, no split-k): lane (gid, tig) owns rows gid and gid + 8 of each m16 block,
+ * columns 2 tig and 2 tig + 1 of each n8 block. Column parameters are loaded once per thread,
+ * row parameters once per row. */
+template <int OUT, int MI, int NI>
+__device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
+                                                    const int32_t (&acc)[MI][NI][4],
+                                                    int m_first, int n_first)
+{
+    const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+    col_params cp[NI][2];
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++) {
+        const int n = n_first + ni * 8 + tig * 2;
+        cp[ni][0] = n < p.n ? load_col(p, n) : col_params{};
+        cp[ni][1] = n + 1 < p.n ? load_col(p, n + 1) : col_params{};
+    }
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int m = m_first + mi * 16 + h * 8 + gid;
+            if (m >= p.m)
+                continue;
+            const row_params r = load_row(p, m);
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++) {
+                const int n = n_first + ni * 8 + tig * 2;
+                if (n < p.n)
+                    store_pair_as<OUT>(p, m, n, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], r,
+                                       cp[ni][0], cp[ni][1]);
+            }
+        }
+}
+
+template <int MI, int NI>
+__device__ __forceinline__ void finish_fragments(const gemm_params &p,
+                                                 const int32_t (&acc)[MI][NI][4], int m_first,
+                                                 int n_first)
+{
+    switch (p.out) {
+    case OUT_S32: finish_fragments_as<OUT_S32>(p, acc, m_first, n_first); break;
+    case OUT_F32: finish_fragments_as<OUT_F32>(p, acc, m_first, n_first); break;
+    case OUT_F16: finish_fragments_as<OUT_F16>(p, acc, m_first, n_first); break;
+    default: finish_fragments_as<OUT_BF16>(p, acc, m_first, n_first); break;
+    }
 }
 
 /* Finish `rows` (<= 32) staged rows of a warp tile: ws holds them (row stride ld int32),

@@ -10,6 +10,7 @@
  * split K over blockIdx.z and add exact int32 partial sums atomically, then one epilogue
  * kernel finishes them. SPDX-License-Identifier: MIT */
 #include <stdlib.h>
+#include <string.h>
 
 #include "gemm_common.cuh"
 
@@ -346,10 +347,14 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
         }
     }
     cp_async_wait<0>();
+    if (p.partial == nullptr && p.out != OUT_Q8 && !p.staged_epilogue) {
+        finish_fragments<MI, NI>(p, acc, m0 + wm * WM, n0 + wn * WN);
+        return;
+    }
     __syncthreads(); /* the pipeline's shared memory becomes the epilogue's */
 
-    /* accumulator (mi, ni): rows gid and gid + 8 of the m16 block, columns 2 tig, 2 tig + 1;
-     * staged one m16 block (EPI_ROWS rows) at a time */
+    /* requantized codes and split-k sums: accumulator (mi, ni) holds rows gid and gid + 8 of
+     * the m16 block, columns 2 tig, 2 tig + 1; staged one m16 block (EPI_ROWS rows) at a time */
     const int gid = lane >> 2, tig = lane & 3;
     constexpr int LD = WN + EPI_PAD;
     int32_t *ws = reinterpret_cast<int32_t *>(smem) + warp * EPI_ROWS * LD;
@@ -573,6 +578,10 @@ llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
         p.qmax = j->c.qmax;
         p.requant_multiplier = j->requant == LLMQ_REQUANT_MULTIPLIER;
     }
+#ifdef LLMQ_CUDA_TUNING
+    const char *epi = getenv("LLMQ_CUDA_EPI");
+    p.staged_epilogue = epi != nullptr && strcmp(epi, "staged") == 0;
+#endif
     const bool need_rowsum = !(j->b.zp_lo == 0 && j->b.zp_hi == 0);
     const bool need_colsum = !(j->a.zp_lo == p.a_off && j->a.zp_hi == p.a_off);
     const config c = config_for(s, p);
