@@ -247,8 +247,22 @@ __device__ __forceinline__ void store_pair(const gemm_params &p, int m, int n, i
         store_out(p, m, n + 1, a1, r, c1);
 }
 
+/* d[0] = v0 and, if both, d[1] = v1: one store of the pair type V2 where d is aligned for it. */
+template <typename T, typename V2>
+__device__ __forceinline__ void store_two(T *d, T v0, T v1, bool both)
+{
+    if (both && ((uintptr_t)d % sizeof(V2)) == 0) {
+        *reinterpret_cast<V2 *>(d) = V2{v0, v1};
+    } else {
+        d[0] = v0;
+        if (both)
+            d[1] = v1;
+    }
+}
+
 /* Outputs (m, n) and (m, n + 1 if < N) of a dequantizing or raw epilogue whose output type is
- * known at compile time: the fragment epilogue below unrolls it over a warp tile. */
+ * known at compile time: the fragment epilogue below unrolls it over a warp tile. The same
+ * values as store_pair, whose run-time switch keeps the staged epilogue's loop compact. */
 template <int OUT>
 __device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n, int32_t a0,
                                               int32_t a1, const row_params &r,
@@ -259,39 +273,19 @@ __device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n
     const int32_t v0 = corrected(p, m, n, a0, r, c0);
     const int32_t v1 = both ? corrected(p, m, n + 1, a1, r, c1) : 0;
     if (OUT == OUT_S32) {
-        int32_t *d = reinterpret_cast<int32_t *>(row) + n;
-        if (both && ((uintptr_t)d & 7) == 0) {
-            *reinterpret_cast<int2 *>(d) = make_int2(v0, v1);
-        } else {
-            d[0] = v0;
-            if (both)
-                d[1] = v1;
-        }
+        store_two<int32_t, int2>(reinterpret_cast<int32_t *>(row) + n, v0, v1, both);
         return;
     }
     const float y0 = __fadd_rn(__fmul_rn(__fmul_rn((float)v0, r.sa), c0.sb), c0.bias);
     const float y1 = __fadd_rn(__fmul_rn(__fmul_rn((float)v1, r.sa), c1.sb), c1.bias);
-    if (OUT == OUT_F32) {
-        float *d = reinterpret_cast<float *>(row) + n;
-        if (both && ((uintptr_t)d & 7) == 0) {
-            *reinterpret_cast<float2 *>(d) = make_float2(y0, y1);
-        } else {
-            d[0] = y0;
-            if (both)
-                d[1] = y1;
-        }
-        return;
-    }
-    const uint16_t h0 = OUT == OUT_F16 ? f32_to_f16(y0) : f32_to_bf16(y0);
-    const uint16_t h1 = OUT == OUT_F16 ? f32_to_f16(y1) : f32_to_bf16(y1);
-    uint16_t *d = reinterpret_cast<uint16_t *>(row) + n;
-    if (both && ((uintptr_t)d & 3) == 0) {
-        *reinterpret_cast<uint32_t *>(d) = (uint32_t)h0 | (uint32_t)h1 << 16;
-    } else {
-        d[0] = h0;
-        if (both)
-            d[1] = h1;
-    }
+    if (OUT == OUT_F32)
+        store_two<float, float2>(reinterpret_cast<float *>(row) + n, y0, y1, both);
+    else if (OUT == OUT_F16)
+        store_two<uint16_t, ushort2>(reinterpret_cast<uint16_t *>(row) + n, f32_to_f16(y0),
+                                     f32_to_f16(y1), both);
+    else
+        store_two<uint16_t, ushort2>(reinterpret_cast<uint16_t *>(row) + n, f32_to_bf16(y0),
+                                     f32_to_bf16(y1), both);
 }
 
 /* The epilogue straight from a warp's m16n8 accumulators acc[MI][NI][4] (every output type but
