@@ -298,12 +298,18 @@ __device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
                                                     int m_first, int n_first)
 {
     const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-    col_params cp[NI][2];
+    /* raw s32 sums without zero points need no parameters: no loads at all */
+    const bool params = OUT != OUT_S32 || p.rowsum_a != nullptr || p.colsum_b != nullptr;
+    col_params cp[NI][2] = {};
+    if (params) {
 #pragma unroll
-    for (int ni = 0; ni < NI; ni++) {
-        const int n = n_first + ni * 8 + tig * 2;
-        cp[ni][0] = n < p.n ? load_col(p, n) : col_params{};
-        cp[ni][1] = n + 1 < p.n ? load_col(p, n + 1) : col_params{};
+        for (int ni = 0; ni < NI; ni++) {
+            const int n = n_first + ni * 8 + tig * 2;
+            if (n < p.n)
+                cp[ni][0] = load_col(p, n);
+            if (n + 1 < p.n)
+                cp[ni][1] = load_col(p, n + 1);
+        }
     }
 #pragma unroll
     for (int mi = 0; mi < MI; mi++)
@@ -312,7 +318,7 @@ __device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
             const int m = m_first + mi * 16 + h * 8 + gid;
             if (m >= p.m)
                 continue;
-            const row_params r = load_row(p, m);
+            const row_params r = params ? load_row(p, m) : row_params{};
 #pragma unroll
             for (int ni = 0; ni < NI; ni++) {
                 const int n = n_first + ni * 8 + tig * 2;

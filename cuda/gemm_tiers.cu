@@ -466,7 +466,8 @@ int choose_splits(const state *s, const gemm_params &p, const config &c)
 {
     const int tiles = grid_tiles(p, c.bm, c.bn);
     const int k_tiles = (p.k + c.bk - 1) / c.bk;
-    if (tiles >= s->sms || k_tiles < 8)
+    if (4 * tiles > s->sms || k_tiles < 8) /* the zeroing, atomics and second pass of a split
+                                              * cost more than a quarter of the SMs idle */
         return 1;
     int splits = (2 * s->sms + tiles - 1) / tiles;
     const int max_splits = k_tiles / 4; /* at least 4 k tiles per slice */
@@ -485,7 +486,8 @@ static int tune_choice()
 }
 #endif
 
-llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int splits)
+llmq_status launch_turing(state *s, const gemm_params &p, const config &c, bool aligned,
+                          int splits)
 {
 #ifdef LLMQ_CUDA_TUNING
     switch (tune_choice()) {
@@ -497,12 +499,13 @@ llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int spli
     default: break;
     }
 #endif
-    if (p.m >= 128 && p.n >= 128) /* 4 warps of 64 x 64, 2 blocks per SM (docs/cuda.md) */
+    if (c.bm == 128) /* 4 warps of 64 x 64, 2 blocks per SM (docs/cuda.md) */
         return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
     return run_turing<32, 128, 64, 32, 32>(s, p, aligned, splits);
 }
 
-llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int splits)
+llmq_status launch_ampere(state *s, const gemm_params &p, const config &c, bool aligned,
+                          int splits)
 {
 #ifdef LLMQ_CUDA_TUNING
     switch (tune_choice()) {
@@ -514,18 +517,56 @@ llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int spli
     case 6: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
     case 7: return run_ampere<256, 128, 128, 64, 64, 3>(s, p, aligned, splits);
     case 8: return run_ampere<128, 256, 128, 64, 64, 4>(s, p, aligned, splits);
+    case 9: return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
+    case 10: return run_ampere<128, 128, 64, 64, 32, 4>(s, p, aligned, splits);
+    case 12: return run_ampere<64, 256, 64, 64, 64, 4>(s, p, aligned, splits);
     default: break;
     }
 #endif
-    if (p.m >= 128 && p.n >= 256) /* 8 warps of 64 x 64 (docs/cuda.md) */
+    if (c.bm == 128) /* 8 warps of 64 x 64 (docs/cuda.md) */
         return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
     return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
 }
 
+#ifdef LLMQ_CUDA_TUNING
+/* The tiles of each $LLMQ_CUDA_TUNE choice, so that the k-split sees the tiles that run. */
+static bool tuned_config(const state *s, config *c)
+{
+    if (s->tier == TIER_AMPERE) {
+        switch (tune_choice()) {
+        case 1: case 2: case 5: *c = {128, 256, 64}; return true;
+        case 3: case 8: *c = {128, 256, 128}; return true;
+        case 4: *c = {256, 128, 64}; return true;
+        case 6: *c = {128, 128, 64}; return true;
+        case 7: *c = {256, 128, 128}; return true;
+        case 9: *c = {64, 128, 128}; return true;
+        case 10: *c = {128, 128, 64}; return true;
+        case 12: *c = {64, 256, 64}; return true;
+        default: return false;
+        }
+    }
+    switch (tune_choice()) {
+    case 11: case 14: *c = {128, 128, 64}; return true;
+    case 13: case 30: *c = {128, 256, 64}; return true;
+    case 31: *c = {256, 128, 64}; return true;
+    default: return false;
+    }
+}
+#endif
+
 static config config_for(const state *s, const gemm_params &p)
 {
+#ifdef LLMQ_CUDA_TUNING
+    config t;
+    if (tuned_config(s, &t))
+        return t;
+#endif
+    /* AMPERE: the large tiles once they fill every SM at least once (M >= 2048 at N = 4096);
+     * below that, 4 warps of 32 x 64 on 64 x 128 tiles fill more SMs (docs/cuda.md, note 10) */
     if (s->tier == TIER_AMPERE)
-        return p.m >= 128 && p.n >= 256 ? config{128, 256, 64} : config{64, 128, 128};
+        return p.m >= 128 && p.n >= 256 && grid_tiles(p, 128, 256) >= s->sms
+                   ? config{128, 256, 64}
+                   : config{64, 128, 128};
     return p.m >= 128 && p.n >= 128 ? config{128, 128, 64} : config{32, 128, 64};
 }
 
@@ -585,7 +626,11 @@ llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
     const bool need_rowsum = !(j->b.zp_lo == 0 && j->b.zp_hi == 0);
     const bool need_colsum = !(j->a.zp_lo == p.a_off && j->a.zp_hi == p.a_off);
     const config c = config_for(s, p);
-    const int splits = choose_splits(s, p, c);
+    int splits = choose_splits(s, p, c);
+#ifdef LLMQ_CUDA_TUNING
+    if (getenv("LLMQ_CUDA_SPLITS") != nullptr) /* a forced k-split (tuning builds) */
+        splits = atoi(getenv("LLMQ_CUDA_SPLITS")) > 1 ? atoi(getenv("LLMQ_CUDA_SPLITS")) : 1;
+#endif
     const size_t sums = (need_rowsum ? (size_t)p.m : 0) + (need_colsum ? (size_t)p.n : 0);
     const size_t partial = splits > 1 ? (size_t)p.m * p.n : 0;
     if (sums + partial > 0) {
@@ -620,9 +665,9 @@ llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
     p.k_split = splits > 1 ? (k_tiles + splits - 1) / splits * c.bk : p.k;
     const int real_splits = splits > 1 ? (p.k + p.k_split - 1) / p.k_split : 1;
     if (s->tier == TIER_AMPERE)
-        LLMQ_TRY(launch_ampere(s, p, aligned, real_splits));
+        LLMQ_TRY(launch_ampere(s, p, c, aligned, real_splits));
     else
-        LLMQ_TRY(launch_turing(s, p, aligned, real_splits));
+        LLMQ_TRY(launch_turing(s, p, c, aligned, real_splits));
     if (p.partial == nullptr)
         return LLMQ_OK;
     gemm_params q = p;

@@ -709,7 +709,8 @@ static void gemm_s32_all_small_shapes(void **state)
 }
 
 /* Every epilogue on shapes that take the aligned (cp.async / 16-byte) paths with tails in M
- * and N, several k tiles, and split-k for few rows. */
+ * and N, several k tiles, and split-k for few rows; the last two have enough tiles for the
+ * AMPERE tier's large ones (at least one per SM). */
 static void gemm_epilogues(void **state)
 {
     (void)state;
@@ -717,7 +718,8 @@ static void gemm_epilogues(void **state)
     test_rng r = {8};
     static const int64_t shapes[][3] = {{130, 300, 1024}, {257, 520, 2048}, {64, 256, 512},
                                         {1, 4096, 4096},  {16, 1000, 4096}, {200, 264, 48},
-                                        {1000, 1000, 1008}, {5, 7, 16}};
+                                        {1000, 1000, 1008}, {5, 7, 16}, {2100, 2100, 32},
+                                        {1100, 4100, 320}};
     static const llmq_dtype outs[] = {LLMQ_DTYPE_S32, LLMQ_DTYPE_F32, LLMQ_DTYPE_F16,
                                       LLMQ_DTYPE_BF16, LLMQ_DTYPE_S8, LLMQ_DTYPE_U8};
     int count = 0;
