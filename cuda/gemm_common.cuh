@@ -389,11 +389,6 @@ __device__ __noinline__ void finish_rows(const gemm_params &p, const int32_t *ws
     }
 }
 
-/* Launchers of the tiers (gemm_turing.cu, gemm_ampere.cu); p is complete, including split-k.
- * They return false when no configuration of theirs fits. */
-llmq_status launch_turing(state *s, const gemm_params &p, bool aligned, int splits);
-llmq_status launch_ampere(state *s, const gemm_params &p, bool aligned, int splits);
-
 } /* namespace llmq_cuda */
 
 #endif

@@ -457,11 +457,24 @@ llmq_status run_ampere(state *s, const gemm_params &p, bool aligned, int splits)
               : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false, false>(s, p, splits);
 }
 
-/* Tile configurations: (BM, BN, BK) and the k-split that fills the GPU for small products. */
+/* A tile configuration: its tiles (BM, BN, BK), which the k-split needs, and the launcher of
+ * its kernel, so that the tile sizes are written once per configuration. */
 struct config {
     int bm, bn, bk;
+    llmq_status (*run)(state *s, const gemm_params &p, bool aligned, int splits);
 };
 
+template <int BM, int BN, int BK, int WM, int WN, int STAGES> config ampere_config()
+{
+    return {BM, BN, BK, run_ampere<BM, BN, BK, WM, WN, STAGES>};
+}
+
+template <int BM, int BN, int BK, int WM, int WN, int MINB = 1> config turing_config()
+{
+    return {BM, BN, BK, run_turing<BM, BN, BK, WM, WN, MINB>};
+}
+
+/* The k-split that fills the GPU for small products. */
 int choose_splits(const state *s, const gemm_params &p, const config &c)
 {
     const int tiles = grid_tiles(p, c.bm, c.bn);
@@ -475,100 +488,58 @@ int choose_splits(const state *s, const gemm_params &p, const config &c)
     return splits < 1 ? 1 : splits;
 }
 
-} /* namespace */
-
 #ifdef LLMQ_CUDA_TUNING
 /* Tuning builds only: $LLMQ_CUDA_TUNE picks another tile configuration (docs/cuda.md). */
-static int tune_choice()
+bool tuned_config(const state *s, config *c)
 {
     const char *v = getenv("LLMQ_CUDA_TUNE");
-    return v != nullptr ? atoi(v) : 0;
-}
-#endif
-
-llmq_status launch_turing(state *s, const gemm_params &p, const config &c, bool aligned,
-                          int splits)
-{
-#ifdef LLMQ_CUDA_TUNING
-    switch (tune_choice()) {
-    case 11: return run_turing<128, 128, 64, 64, 32, 2>(s, p, aligned, splits);
-    case 13: return run_turing<128, 256, 64, 64, 64, 1>(s, p, aligned, splits);
-    case 14: return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
-    case 30: return run_turing<128, 256, 64, 64, 32, 1>(s, p, aligned, splits);
-    case 31: return run_turing<256, 128, 64, 64, 32, 1>(s, p, aligned, splits);
-    default: break;
-    }
-#endif
-    if (c.bm == 128) /* 4 warps of 64 x 64, 2 blocks per SM (docs/cuda.md) */
-        return run_turing<128, 128, 64, 64, 64, 2>(s, p, aligned, splits);
-    return run_turing<32, 128, 64, 32, 32>(s, p, aligned, splits);
-}
-
-llmq_status launch_ampere(state *s, const gemm_params &p, const config &c, bool aligned,
-                          int splits)
-{
-#ifdef LLMQ_CUDA_TUNING
-    switch (tune_choice()) {
-    case 1: return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
-    case 2: return run_ampere<128, 256, 64, 64, 64, 5>(s, p, aligned, splits);
-    case 3: return run_ampere<128, 256, 128, 64, 64, 3>(s, p, aligned, splits);
-    case 4: return run_ampere<256, 128, 64, 64, 64, 4>(s, p, aligned, splits);
-    case 5: return run_ampere<128, 256, 64, 32, 64, 4>(s, p, aligned, splits);
-    case 6: return run_ampere<128, 128, 64, 64, 64, 4>(s, p, aligned, splits);
-    case 7: return run_ampere<256, 128, 128, 64, 64, 3>(s, p, aligned, splits);
-    case 8: return run_ampere<128, 256, 128, 64, 64, 4>(s, p, aligned, splits);
-    case 9: return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
-    case 10: return run_ampere<128, 128, 64, 64, 32, 4>(s, p, aligned, splits);
-    case 12: return run_ampere<64, 256, 64, 64, 64, 4>(s, p, aligned, splits);
-    default: break;
-    }
-#endif
-    if (c.bm == 128) /* 8 warps of 64 x 64 (docs/cuda.md) */
-        return run_ampere<128, 256, 64, 64, 64, 4>(s, p, aligned, splits);
-    return run_ampere<64, 128, 128, 32, 64, 4>(s, p, aligned, splits);
-}
-
-#ifdef LLMQ_CUDA_TUNING
-/* The tiles of each $LLMQ_CUDA_TUNE choice, so that the k-split sees the tiles that run. */
-static bool tuned_config(const state *s, config *c)
-{
+    const int t = v != nullptr ? atoi(v) : 0;
     if (s->tier == TIER_AMPERE) {
-        switch (tune_choice()) {
-        case 1: case 2: case 5: *c = {128, 256, 64}; return true;
-        case 3: case 8: *c = {128, 256, 128}; return true;
-        case 4: *c = {256, 128, 64}; return true;
-        case 6: *c = {128, 128, 64}; return true;
-        case 7: *c = {256, 128, 128}; return true;
-        case 9: *c = {64, 128, 128}; return true;
-        case 10: *c = {128, 128, 64}; return true;
-        case 12: *c = {64, 256, 64}; return true;
+        switch (t) {
+        case 1: *c = ampere_config<128, 256, 64, 64, 64, 4>(); return true;
+        case 2: *c = ampere_config<128, 256, 64, 64, 64, 5>(); return true;
+        case 3: *c = ampere_config<128, 256, 128, 64, 64, 3>(); return true;
+        case 4: *c = ampere_config<256, 128, 64, 64, 64, 4>(); return true;
+        case 5: *c = ampere_config<128, 256, 64, 32, 64, 4>(); return true;
+        case 6: *c = ampere_config<128, 128, 64, 64, 64, 4>(); return true;
+        case 7: *c = ampere_config<256, 128, 128, 64, 64, 3>(); return true;
+        case 8: *c = ampere_config<128, 256, 128, 64, 64, 4>(); return true;
+        case 9: *c = ampere_config<64, 128, 128, 32, 64, 4>(); return true;
+        case 10: *c = ampere_config<128, 128, 64, 64, 32, 4>(); return true;
+        case 12: *c = ampere_config<64, 256, 64, 64, 64, 4>(); return true;
         default: return false;
         }
     }
-    switch (tune_choice()) {
-    case 11: case 14: *c = {128, 128, 64}; return true;
-    case 13: case 30: *c = {128, 256, 64}; return true;
-    case 31: *c = {256, 128, 64}; return true;
+    switch (t) {
+    case 11: *c = turing_config<128, 128, 64, 64, 32, 2>(); return true;
+    case 13: *c = turing_config<128, 256, 64, 64, 64, 1>(); return true;
+    case 14: *c = turing_config<128, 128, 64, 64, 64, 2>(); return true;
+    case 30: *c = turing_config<128, 256, 64, 64, 32, 1>(); return true;
+    case 31: *c = turing_config<256, 128, 64, 64, 32, 1>(); return true;
     default: return false;
     }
 }
 #endif
 
-static config config_for(const state *s, const gemm_params &p)
+config config_for(const state *s, const gemm_params &p)
 {
 #ifdef LLMQ_CUDA_TUNING
     config t;
     if (tuned_config(s, &t))
         return t;
 #endif
-    /* AMPERE: the large tiles once they fill every SM at least once (M >= 2048 at N = 4096);
-     * below that, 4 warps of 32 x 64 on 64 x 128 tiles fill more SMs (docs/cuda.md, note 10) */
+    /* AMPERE: 8 warps of 64 x 64 on 128 x 256 tiles once they give every SM at least one
+     * (M >= 2048 at N = 4096); below that, 4 warps of 32 x 64 on 64 x 128 tiles fill more SMs
+     * (docs/cuda.md, note 10). TURING: 4 warps of 64 x 64, 2 blocks per SM. */
     if (s->tier == TIER_AMPERE)
         return p.m >= 128 && p.n >= 256 && grid_tiles(p, 128, 256) >= s->sms
-                   ? config{128, 256, 64}
-                   : config{64, 128, 128};
-    return p.m >= 128 && p.n >= 128 ? config{128, 128, 64} : config{32, 128, 64};
+                   ? ampere_config<128, 256, 64, 64, 64, 4>()
+                   : ampere_config<64, 128, 128, 32, 64, 4>();
+    return p.m >= 128 && p.n >= 128 ? turing_config<128, 128, 64, 64, 64, 2>()
+                                    : turing_config<32, 128, 64, 32, 32>();
 }
+
+} /* namespace */
 
 static bool is_8bit_uniform(const llmq_matmul_job *j)
 {
@@ -664,10 +635,7 @@ llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
     const int k_tiles = (p.k + c.bk - 1) / c.bk;
     p.k_split = splits > 1 ? (k_tiles + splits - 1) / splits * c.bk : p.k;
     const int real_splits = splits > 1 ? (p.k + p.k_split - 1) / p.k_split : 1;
-    if (s->tier == TIER_AMPERE)
-        LLMQ_TRY(launch_ampere(s, p, c, aligned, real_splits));
-    else
-        LLMQ_TRY(launch_turing(s, p, c, aligned, real_splits));
+    LLMQ_TRY(c.run(s, p, aligned, real_splits));
     if (p.partial == nullptr)
         return LLMQ_OK;
     gemm_params q = p;
