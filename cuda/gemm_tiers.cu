@@ -489,35 +489,39 @@ int choose_splits(const state *s, const gemm_params &p, const config &c)
 }
 
 #ifdef LLMQ_CUDA_TUNING
-/* Tuning builds only: $LLMQ_CUDA_TUNE picks another tile configuration (docs/cuda.md). */
+/* Tuning builds only: $LLMQ_CUDA_TUNE picks another tile configuration of the context's tier
+ * by its number (docs/cuda.md). */
 bool tuned_config(const state *s, config *c)
 {
     const char *v = getenv("LLMQ_CUDA_TUNE");
     const int t = v != nullptr ? atoi(v) : 0;
-    if (s->tier == TIER_AMPERE) {
-        switch (t) {
-        case 1: *c = ampere_config<128, 256, 64, 64, 64, 4>(); return true;
-        case 2: *c = ampere_config<128, 256, 64, 64, 64, 5>(); return true;
-        case 3: *c = ampere_config<128, 256, 128, 64, 64, 3>(); return true;
-        case 4: *c = ampere_config<256, 128, 64, 64, 64, 4>(); return true;
-        case 5: *c = ampere_config<128, 256, 64, 32, 64, 4>(); return true;
-        case 6: *c = ampere_config<128, 128, 64, 64, 64, 4>(); return true;
-        case 7: *c = ampere_config<256, 128, 128, 64, 64, 3>(); return true;
-        case 8: *c = ampere_config<128, 256, 128, 64, 64, 4>(); return true;
-        case 9: *c = ampere_config<64, 128, 128, 32, 64, 4>(); return true;
-        case 10: *c = ampere_config<128, 128, 64, 64, 32, 4>(); return true;
-        case 12: *c = ampere_config<64, 256, 64, 64, 64, 4>(); return true;
-        default: return false;
+    const struct {
+        int number, tier;
+        config c;
+    } table[] = {
+        {1, TIER_AMPERE, ampere_config<128, 256, 64, 64, 64, 4>()},
+        {2, TIER_AMPERE, ampere_config<128, 256, 64, 64, 64, 5>()},
+        {3, TIER_AMPERE, ampere_config<128, 256, 128, 64, 64, 3>()},
+        {4, TIER_AMPERE, ampere_config<256, 128, 64, 64, 64, 4>()},
+        {5, TIER_AMPERE, ampere_config<128, 256, 64, 32, 64, 4>()},
+        {6, TIER_AMPERE, ampere_config<128, 128, 64, 64, 64, 4>()},
+        {7, TIER_AMPERE, ampere_config<256, 128, 128, 64, 64, 3>()},
+        {8, TIER_AMPERE, ampere_config<128, 256, 128, 64, 64, 4>()},
+        {9, TIER_AMPERE, ampere_config<64, 128, 128, 32, 64, 4>()},
+        {10, TIER_AMPERE, ampere_config<128, 128, 64, 64, 32, 4>()},
+        {12, TIER_AMPERE, ampere_config<64, 256, 64, 64, 64, 4>()},
+        {11, TIER_TURING, turing_config<128, 128, 64, 64, 32, 2>()},
+        {13, TIER_TURING, turing_config<128, 256, 64, 64, 64, 1>()},
+        {14, TIER_TURING, turing_config<128, 128, 64, 64, 64, 2>()},
+        {30, TIER_TURING, turing_config<128, 256, 64, 64, 32, 1>()},
+        {31, TIER_TURING, turing_config<256, 128, 64, 64, 32, 1>()},
+    };
+    for (const auto &e : table)
+        if (e.number == t && e.tier == s->tier) {
+            *c = e.c;
+            return true;
         }
-    }
-    switch (t) {
-    case 11: *c = turing_config<128, 128, 64, 64, 32, 2>(); return true;
-    case 13: *c = turing_config<128, 256, 64, 64, 64, 1>(); return true;
-    case 14: *c = turing_config<128, 128, 64, 64, 64, 2>(); return true;
-    case 30: *c = turing_config<128, 256, 64, 64, 32, 1>(); return true;
-    case 31: *c = turing_config<256, 128, 64, 64, 32, 1>(); return true;
-    default: return false;
-    }
+    return false;
 }
 #endif
 
@@ -529,8 +533,9 @@ config config_for(const state *s, const gemm_params &p)
         return t;
 #endif
     /* AMPERE: 8 warps of 64 x 64 on 128 x 256 tiles once they give every SM at least one
-     * (M >= 2048 at N = 4096); below that, 4 warps of 32 x 64 on 64 x 128 tiles fill more SMs
-     * (docs/cuda.md, note 10). TURING: 4 warps of 64 x 64, 2 blocks per SM. */
+     * (M > 1024 at N = 4096 on a 132-SM H100); below that, 4 warps of 32 x 64 on 64 x 128
+     * tiles fill more SMs (docs/cuda.md, note 10). TURING: 4 warps of 64 x 64, 2 blocks per
+     * SM. */
     if (s->tier == TIER_AMPERE)
         return p.m >= 128 && p.n >= 256 && grid_tiles(p, 128, 256) >= s->sms
                    ? ampere_config<128, 256, 64, 64, 64, 4>()
@@ -599,8 +604,8 @@ llmq_status launch_gemm_tiered(state *s, const llmq_matmul_job *j, bool *taken)
     const config c = config_for(s, p);
     int splits = choose_splits(s, p, c);
 #ifdef LLMQ_CUDA_TUNING
-    if (getenv("LLMQ_CUDA_SPLITS") != nullptr) /* a forced k-split (tuning builds) */
-        splits = atoi(getenv("LLMQ_CUDA_SPLITS")) > 1 ? atoi(getenv("LLMQ_CUDA_SPLITS")) : 1;
+    if (const char *forced = getenv("LLMQ_CUDA_SPLITS")) /* a forced k-split (tuning builds) */
+        splits = atoi(forced) > 1 ? atoi(forced) : 1;
 #endif
     const size_t sums = (need_rowsum ? (size_t)p.m : 0) + (need_colsum ? (size_t)p.n : 0);
     const size_t partial = splits > 1 ? (size_t)p.m * p.n : 0;
