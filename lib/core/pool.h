@@ -5,7 +5,8 @@
  * the caller's thread takes part, and tasks are claimed one by one from an atomic counter, so
  * which thread runs a task is not fixed. Kernels therefore make every output element depend on
  * its task only, never on the thread that ran it: results are bit-identical for any thread
- * count. */
+ * count. Waiting threads (workers for a job, the caller for the workers) spin on an atomic
+ * for up to 0.3 ms before they sleep on a condition variable. */
 #ifndef LLMQ_CORE_POOL_H
 #define LLMQ_CORE_POOL_H
 

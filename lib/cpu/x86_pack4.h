@@ -188,6 +188,8 @@ static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, int hh, in
         int64_t q = 0;
         for (; q + 2 <= p->k8g; q += 2) { /* two units: four independent sums per row */
             const xp4_vi x0 = XP4_LOADI(u + q * 64), x1 = XP4_LOADI(u + q * 64 + 64);
+            x86_prefetch(u + q * 64);
+            x86_prefetch(u + q * 64 + 64);
             const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
             const xp4_vi l1 = XP4_AND(x1, m4), h1 = XP4_AND(XP4_SRLI(x1, 4), m4);
             LLMQ_UNROLL
@@ -272,6 +274,7 @@ static LLMQ_ALWAYS_INLINE void xp4_float_rows(const xp4 *v, int64_t nb, int hh, 
                 acc[r][t] = XP4_ZEROF();
         for (int64_t q = 0; q < p->k8g; q++) {
             const xp4_vi x = XP4_LOADI(u + q * 64), y = XP4_SRLI(x, 16);
+            x86_prefetch(u + q * 64);
             LLMQ_UNROLL
             for (int h = 0; h < 2; h++) /* bytes 0-1, then 2-3 */
                 LLMQ_UNROLL
