@@ -5,10 +5,12 @@
  *
  *   build/benchmarks/bench_gemm_peers [--reps N] [--threads 1,2] [--quick]
  *
- * Every row: shape, threads, hot (weights in cache after the previous repetition) or cold
- * (caches evicted before each repetition), llmq's time, the peer's time and the ratio
- * peer / llmq (> 1: llmq is faster). M = 1 rows also give the share of the read bandwidth
- * measured in the same run. Timings are best of N. */
+ * Every row: shape, threads, hot (weights in cache after the previous repetition), cold
+ * (caches evicted before each repetition) or, at M = 1, strm (products back to back over
+ * copies of the weights, 256 MiB in all: a decode step; time per product), llmq's time, the
+ * peer's time and the ratio peer / llmq (> 1: llmq is faster). M = 1 rows also give the share
+ * of the read bandwidth measured in the same run (the larger of the measurements at the start
+ * and just before the rows: the host's bandwidth drifts). Timings are best of N. */
 #include <cblas.h>
 #include <dnnl.h>
 #include <omp.h>
@@ -34,7 +36,7 @@ static int reps = 5;
  * oneDNN 2.6 on an AVX2 host runs this as gemm:jit; with B in format `any` it picks the plain
  * layout and repacks B on every call (~50x slower), so B is given as [N, K] and reordered once
  * outside the timing. */
-static double onednn_int8(int64_t m, int64_t n, int64_t k, int cold, int a_u8)
+static double onednn_int8(int64_t m, int64_t n, int64_t k, bench_temp temp, int a_u8)
 {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -59,10 +61,13 @@ static double onednn_int8(int64_t m, int64_t n, int64_t k, int cold, int a_u8)
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_t prim;
     DNNL_TRY(dnnl_primitive_create(&prim, pd));
-    dnnl_memory_t a_mem, b_user, b_mem, c_mem;
+    /* BENCH_STREAM cycles through copies of the weights, as bench_llmq does */
+    const int copies = temp == BENCH_STREAM ? bench_stream_copies((double)n * (double)k) : 1;
+    dnnl_memory_t a_mem, b_user, b_mem[64], c_mem;
     DNNL_TRY(dnnl_memory_create(&a_mem, &a_md, eng, DNNL_MEMORY_ALLOCATE));
     DNNL_TRY(dnnl_memory_create(&b_user, &b_md, eng, DNNL_MEMORY_ALLOCATE));
-    DNNL_TRY(dnnl_memory_create(&b_mem, wmd, eng, DNNL_MEMORY_ALLOCATE));
+    for (int i = 0; i < copies; i++)
+        DNNL_TRY(dnnl_memory_create(&b_mem[i], wmd, eng, DNNL_MEMORY_ALLOCATE));
     DNNL_TRY(dnnl_memory_create(&c_mem, &c_md, eng, DNNL_MEMORY_ALLOCATE));
     void *p;
     DNNL_TRY(dnnl_memory_get_data_handle(a_mem, &p));
@@ -76,21 +81,26 @@ static double onednn_int8(int64_t m, int64_t n, int64_t k, int cold, int a_u8)
     dnnl_primitive_t reorder;
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &b_md, eng, wmd, eng, NULL));
     DNNL_TRY(dnnl_primitive_create(&reorder, rpd));
-    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, b_user}, {DNNL_ARG_TO, b_mem}};
-    DNNL_TRY(dnnl_primitive_execute(reorder, stream, 2, rargs));
+    for (int i = 0; i < copies; i++) {
+        dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, b_user}, {DNNL_ARG_TO, b_mem[i]}};
+        DNNL_TRY(dnnl_primitive_execute(reorder, stream, 2, rargs));
+    }
     DNNL_TRY(dnnl_stream_wait(stream));
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem},
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem[0]},
                                {DNNL_ARG_DST, c_mem}};
     DNNL_TRY(dnnl_primitive_execute(prim, stream, 3, args));
     DNNL_TRY(dnnl_stream_wait(stream));
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        if (cold)
+        if (temp == BENCH_COLD)
             bench_evict();
         const double t0 = bench_now();
-        DNNL_TRY(dnnl_primitive_execute(prim, stream, 3, args));
+        for (int i = 0; i < copies; i++) {
+            args[1].memory = b_mem[i];
+            DNNL_TRY(dnnl_primitive_execute(prim, stream, 3, args));
+        }
         DNNL_TRY(dnnl_stream_wait(stream));
-        const double dt = bench_now() - t0;
+        const double dt = (bench_now() - t0) / copies;
         best = dt < best ? dt : best;
     }
     dnnl_primitive_destroy(reorder);
@@ -100,7 +110,8 @@ static double onednn_int8(int64_t m, int64_t n, int64_t k, int cold, int a_u8)
     dnnl_primitive_attr_destroy(attr);
     dnnl_memory_destroy(a_mem);
     dnnl_memory_destroy(b_user);
-    dnnl_memory_destroy(b_mem);
+    for (int i = 0; i < copies; i++)
+        dnnl_memory_destroy(b_mem[i]);
     dnnl_memory_destroy(c_mem);
     dnnl_stream_destroy(stream);
     dnnl_engine_destroy(eng);
@@ -187,32 +198,41 @@ int main(int argc, char **argv)
         const int64_t m = bench_shapes[s][0], n = bench_shapes[s][1], k = bench_shapes[s][2];
         for (int t = 0; t < nthreads; t++) {
             set_threads(ctx, threads[t]);
-            for (int cold = 0; cold < 2; cold++) {
+            if (m == 1) { /* the bandwidth again, next to the rows that use it: the larger */
+                const double now = bench_read_bandwidth(threads[t], reps);
+                bw[t] = now > bw[t] ? now : bw[t];
+                printf("read bandwidth, %d thread%s, now: %.1f GB/s (%%bw of %.1f)\n", threads[t],
+                       threads[t] > 1 ? "s" : "", now, bw[t]);
+            }
+            /* streamed weights (a decode step) only where the weights dominate: M = 1 */
+            const int temps = m == 1 ? 3 : 2;
+            for (int tp = 0; tp < temps; tp++) {
+                const bench_temp temp = (bench_temp)tp;
                 char shape[32];
                 snprintf(shape, sizeof shape, "(%lld, %lld, %lld)", (long long)m, (long long)n,
                          (long long)k);
-                const double ours = bench_llmq(ctx, BENCH_W8A8, m, n, k, cold, reps);
+                const double ours = bench_llmq(ctx, BENCH_W8A8, m, n, k, temp, reps);
                 /* oneDNN's faster source type on this host: u8 (its native gemm_u8s8s32) or
                  * s8 (with its compensation pass) */
-                const double d_s8 = onednn_int8(m, n, k, cold, 0);
-                const double d_u8 = onednn_int8(m, n, k, cold, 1);
+                const double d_s8 = onednn_int8(m, n, k, temp, 0);
+                const double d_u8 = onednn_int8(m, n, k, temp, 1);
                 const double dnn = d_s8 < d_u8 ? d_s8 : d_u8;
-                const double sg = m >= 8 ? openblas_sgemm(m, n, k, cold) : -1.0;
+                const double sg = m >= 8 ? openblas_sgemm(m, n, k, temp == BENCH_COLD) : -1.0;
                 printf("%-22s %-6s %2d %-4s %10.3f %10.3f %7.2f", shape, "W8A8", threads[t],
-                       cold ? "cold" : "hot", ours * 1e3, dnn * 1e3, dnn / ours);
+                       bench_temp_name(temp), ours * 1e3, dnn * 1e3, dnn / ours);
                 if (sg > 0)
                     printf(" %10.3f %7.2f", sg * 1e3, sg / ours);
                 else
                     printf(" %10s %7s", "-", "-");
-                if (m == 1 && cold)
+                if (m == 1 && temp != BENCH_HOT)
                     printf(" %7.0f%%", 100.0 * bench_weight_bytes(BENCH_W8A8, n, k) / ours / 1e9 / bw[t]);
                 printf("\n");
-                if (m == 1 && cold) { /* the decode kernels against oneDNN's int8 time */
+                if (m == 1 && temp != BENCH_HOT) { /* the decode kernels against oneDNN's int8 time */
                     for (int kind = BENCH_W8A16; kind < BENCH_KINDS; kind++) {
-                        const double o = bench_llmq(ctx, (bench_kind)kind, m, n, k, cold, reps);
+                        const double o = bench_llmq(ctx, (bench_kind)kind, m, n, k, temp, reps);
                         printf("%-22s %-6s %2d %-4s %10.3f %10.3f %7.2f %10s %7s %7.0f%%\n", shape,
-                               bench_kind_name((bench_kind)kind), threads[t], "cold", o * 1e3,
-                               dnn * 1e3, dnn / o, "-", "-",
+                               bench_kind_name((bench_kind)kind), threads[t],
+                               bench_temp_name(temp), o * 1e3, dnn * 1e3, dnn / o, "-", "-",
                                100.0 * bench_weight_bytes((bench_kind)kind, n, k) / o / 1e9 / bw[t]);
                     }
                 }

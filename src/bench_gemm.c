@@ -155,15 +155,31 @@ static llmq_status quantized(llmq_context *ctx, llmq_dtype d, llmq_granularity g
     return LLMQ_OK;
 }
 
-double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k, int cold,
-                  int reps)
+const char *bench_temp_name(bench_temp temp)
+{
+    return temp == BENCH_HOT ? "hot" : temp == BENCH_COLD ? "cold" : "strm";
+}
+
+int bench_stream_copies(double bytes)
+{
+    const double c = (double)EVICT_BYTES / bytes + 1; /* more than 256 MiB in all */
+    return c < 2 ? 2 : c > 64 ? 64 : (int)c;
+}
+
+double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k,
+                  bench_temp temp, int reps)
 {
     uint64_t seed = 1234;
-    llmq_tensor *a = NULL, *b = NULL, *bp = NULL, *c = NULL;
+    llmq_tensor *a = NULL, *c = NULL;
     llmq_status st;
     const int float_a = kind == BENCH_W8A16 || kind == BENCH_W4A16 || kind == BENCH_W4A16P ||
                         kind == BENCH_W8A16P;
     const int w8 = kind == BENCH_W8A8 || kind == BENCH_W8A16 || kind == BENCH_W8A16P;
+    const int packed = kind != BENCH_W8A16 && kind != BENCH_W4A16 && kind != BENCH_W4A8;
+    const int copies = temp == BENCH_STREAM ? bench_stream_copies(bench_weight_bytes(kind, n, k)) : 1;
+    llmq_tensor **w = calloc((size_t)copies, sizeof *w); /* the weights as used */
+    if (w == NULL)
+        return -1.0;
     if (float_a) {
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, k}, &a);
         if (st == LLMQ_OK) {
@@ -174,32 +190,39 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
     } else {
         st = quantized(ctx, LLMQ_DTYPE_S8, LLMQ_GRANULARITY_PER_TOKEN, 0, m, k, &seed, &a);
     }
-    if (st == LLMQ_OK) {
+    for (int i = 0; i < copies && st == LLMQ_OK; i++) {
+        llmq_tensor *b = NULL;
         if (w8)
             st = quantized(ctx, LLMQ_DTYPE_S8, LLMQ_GRANULARITY_PER_CHANNEL, 0, n, k, &seed, &b);
         else
             st = quantized(ctx, LLMQ_DTYPE_U4, LLMQ_GRANULARITY_PER_GROUP, 128, n, k, &seed, &b);
+        if (st == LLMQ_OK && packed) {
+            st = llmq_matmul_pack_weights(ctx, b, NULL, &w[i]);
+            llmq_tensor_destroy(b);
+        } else {
+            w[i] = b;
+        }
     }
-    if (st == LLMQ_OK && kind != BENCH_W8A16 && kind != BENCH_W4A16 && kind != BENCH_W4A8)
-        st = llmq_matmul_pack_weights(ctx, b, NULL, &bp);
     if (st == LLMQ_OK)
         st = llmq_tensor_create(ctx, LLMQ_DTYPE_F32, 2, (const int64_t[]){m, n}, &c);
     double best = 1e30;
     if (st == LLMQ_OK)
-        st = llmq_matmul(ctx, a, bp != NULL ? bp : b, NULL, c); /* warm-up: workspace, pages */
+        st = llmq_matmul(ctx, a, w[0], NULL, c); /* warm-up: workspace, pages */
     for (int rep = 0; rep < reps && st == LLMQ_OK; rep++) {
-        if (cold)
+        if (temp == BENCH_COLD)
             bench_evict();
         const double t0 = bench_now();
-        st = llmq_matmul(ctx, a, bp != NULL ? bp : b, NULL, c);
-        const double dt = bench_now() - t0;
+        for (int i = 0; i < copies && st == LLMQ_OK; i++)
+            st = llmq_matmul(ctx, a, w[i], NULL, c);
+        const double dt = (bench_now() - t0) / copies;
         best = dt < best ? dt : best;
     }
     if (st != LLMQ_OK)
         fprintf(stderr, "llmq bench: %s: %s\n", llmq_status_name(st), llmq_context_last_error(ctx));
     llmq_tensor_destroy(a);
-    llmq_tensor_destroy(b);
-    llmq_tensor_destroy(bp);
+    for (int i = 0; i < copies; i++)
+        llmq_tensor_destroy(w[i]);
+    free(w);
     llmq_tensor_destroy(c);
     return st == LLMQ_OK ? best : -1.0;
 }

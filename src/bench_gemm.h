@@ -25,10 +25,24 @@ const char *bench_kind_name(bench_kind kind);
 /* Bytes of B for a kind (what an M = 1 product must stream). */
 double bench_weight_bytes(bench_kind kind, int64_t n, int64_t k);
 
-/* Best-of-`reps` seconds of one llmq_matmul of kind on ctx; `cold` evicts the caches before
- * each repetition (weights streamed from memory). Returns < 0 on failure (message printed). */
-double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k, int cold,
-                  int reps);
+/* Where the weights are when a product starts. */
+typedef enum bench_temp {
+    BENCH_HOT = 0,   /* in cache: the previous repetition read them */
+    BENCH_COLD = 1,  /* in memory: 256 MiB read before each repetition (pool threads asleep) */
+    BENCH_STREAM = 2 /* a decode step: products back to back, each over other weights, 256 MiB
+                      * in all (bench_stream_copies), time per product */
+} bench_temp;
+
+/* "hot", "cold" or "strm". */
+const char *bench_temp_name(bench_temp temp);
+
+/* Copies of weights of `bytes` bytes that a BENCH_STREAM rotation cycles through (2 to 64). */
+int bench_stream_copies(double bytes);
+
+/* Best-of-`reps` seconds of one llmq_matmul of kind on ctx (for BENCH_STREAM: of the mean over
+ * one rotation). Returns < 0 on failure (message printed). */
+double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k,
+                  bench_temp temp, int reps);
 
 /* Write to a buffer larger than the last-level cache, so that the next call reads from DRAM. */
 void bench_evict(void);

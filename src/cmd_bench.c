@@ -1,6 +1,6 @@
 /* cmd_bench.c - `llmq bench quantize`: quantize throughput next to memcpy bandwidth measured
  * in the same run (`llmq bench observe` is in cmd_calib.c); `llmq bench gemm`: the matmul
- * kernels on the issue's shapes, 1 and 2 threads, weights hot and cold, next to the read
+ * kernels on the issue's shapes, 1 and 2 threads, weights hot, cold and streamed, next to the read
  * bandwidth measured in the same run; `llmq bench qat`: fake quantization on the context's CPU
  * tier against the scalar reference. SPDX-License-Identifier: MIT */
 #include <stdio.h>
@@ -139,8 +139,8 @@ static int bench_gemm(int argc, char **argv)
         printf("read bandwidth, %d thread%s: %.1f GB/s\n", threads[t], threads[t] > 1 ? "s" : "",
                bw[t]);
     }
-    printf("\n%-20s %-6s %2s %10s %9s %10s %10s %6s\n", "shape (M, N, K)", "kind", "T", "hot ms",
-           "hot GOPS", "cold ms", "cold GB/s", "%bw");
+    printf("\n%-20s %-6s %2s %10s %9s %10s %10s %6s %10s %6s\n", "shape (M, N, K)", "kind", "T",
+           "hot ms", "hot GOPS", "cold ms", "cold GB/s", "%bw", "strm ms", "%bw");
     const int nshapes = quick ? 3 : 6;
     for (int s = 0; s < nshapes && st == LLMQ_OK; s++) {
         const int64_t m = bench_shapes[s][0], n = bench_shapes[s][1], k = bench_shapes[s][2];
@@ -152,20 +152,28 @@ static int bench_gemm(int argc, char **argv)
             /* the decode kernels (weight-only and W4A8) at the decode shapes */
             const int kinds = m <= 8 ? BENCH_KINDS : 1;
             for (int kind = 0; kind < kinds; kind++) {
-                const double hot = bench_llmq(ctx, (bench_kind)kind, m, n, k, 0, reps);
-                const double cold = bench_llmq(ctx, (bench_kind)kind, m, n, k, 1, reps);
-                if (hot < 0 || cold < 0) {
+                const double hot = bench_llmq(ctx, (bench_kind)kind, m, n, k, BENCH_HOT, reps);
+                const double cold = bench_llmq(ctx, (bench_kind)kind, m, n, k, BENCH_COLD, reps);
+                /* streamed weights (a decode step) at the decode shapes only */
+                const double strm =
+                    m <= 8 ? bench_llmq(ctx, (bench_kind)kind, m, n, k, BENCH_STREAM, reps) : 0.0;
+                if (hot < 0 || cold < 0 || strm < 0) {
                     st = LLMQ_ERR_INTERNAL;
                     break;
                 }
                 char shape[32];
                 snprintf(shape, sizeof shape, "(%lld, %lld, %lld)", (long long)m, (long long)n,
                          (long long)k);
-                const double gbs = bench_weight_bytes((bench_kind)kind, n, k) / cold / 1e9;
-                printf("%-20s %-6s %2d %10.3f %9.1f %10.3f %10.2f %5.0f%%\n", shape,
+                const double bytes = bench_weight_bytes((bench_kind)kind, n, k);
+                const double gbs = bytes / cold / 1e9;
+                printf("%-20s %-6s %2d %10.3f %9.1f %10.3f %10.2f %5.0f%%", shape,
                        bench_kind_name((bench_kind)kind), threads[t], hot * 1e3,
                        2.0 * (double)m * (double)n * (double)k / hot / 1e9, cold * 1e3, gbs,
                        100.0 * gbs / bw[t]);
+                if (strm > 0)
+                    printf(" %10.3f %5.0f%%\n", strm * 1e3, 100.0 * bytes / strm / 1e9 / bw[t]);
+                else
+                    printf(" %10s %6s\n", "-", "-");
             }
         }
     }
