@@ -186,11 +186,21 @@ static inline void xg_epilogue_float(const llmq_matmul_job *j, int64_t m, int64_
 #define XG_NP 1 /* panels per microkernel call (x86_ukr_v16.h) */
 #endif
 
-/* np (<= XG_NP) panels, the second at b + bstride. */
+/* np (<= XG_NP, or 4 with mr <= 4) panels, panel i at b + i * bstride. */
 static void xg_ukr(int mr, int np, const void *a, const int8_t *b, int64_t bstride, int64_t k4n,
                    int32_t *c, int64_t ldc, bool add)
 {
 #if XG_NP > 1
+    if (np == 4) { /* mr <= 4 */
+        switch (mr) {
+#define XG_CASE4(R)                                                                            \
+    case R: xg_ukr_body4(R, a, b, bstride, k4n, c, ldc, add); break;
+            XG_CASE4(1) XG_CASE4(2) XG_CASE4(3) XG_CASE4(4)
+#undef XG_CASE4
+        default: break;
+        }
+        return;
+    }
     if (np == 2) {
         switch (mr) { /* one copy per row count, so that the tile stays in registers */
 #define XG_CASE2(R)                                                                            \
@@ -603,8 +613,10 @@ static void xg_gemm_task(void *arg, int64_t task, int worker)
                 const int mr = (int)(mrows - r < XG_MR ? mrows - r : XG_MR);
                 const uint8_t *a = g->apack + (size_t)((m0 + r) / XG_MR) * g->ablock +
                                    (size_t)(k0 / 4) * XG_MR * 4 * XG_A_BYTES;
-                for (int p = 0; p < npan; p += XG_NP) {
-                    const int np = npan - p < XG_NP ? npan - p : XG_NP;
+                /* few rows: all four panels at once (four weight streams) */
+                const int step = XG_NP > 1 && mr <= 4 && npan == 4 ? 4 : XG_NP;
+                for (int p = 0; p < npan; p += step) {
+                    const int np = npan - p < step ? npan - p : step;
                     for (int h = 0; h < 16; h += XG_NRV)
                         xg_ukr(mr, np, a, bp[p] + h * 4, pstride, kk4,
                                w.cacc + r * XG_NC + p * 16 + h, XG_NC, k0 != g0);

@@ -75,6 +75,41 @@ static LLMQ_ALWAYS_INLINE void xg_ukr_body2(int mr, const void *a, const int8_t 
         V16_STORE(c + r * ldc + 16, acc1[r], add);
     }
 }
+
+/* Four panels b + i * bstride for at most 4 rows (the decode shapes): four weight streams at
+ * once, as many as the read bandwidth needs on one core; c[r * ldc + 16 i + j] holds panel i. */
+static LLMQ_ALWAYS_INLINE void xg_ukr_body4(int mr, const void *a, const int8_t *b,
+                                            int64_t bstride, int64_t k4n, int32_t *c, int64_t ldc,
+                                            bool add)
+{
+    V16 acc[4][4];
+    LLMQ_UNROLL
+    for (int r = 0; r < 4; r++)
+        acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = V16_ZERO();
+    const uint8_t *ap = a;
+    for (int64_t q = 0; q < k4n; q++) {
+        V16 bv[4];
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++) {
+            bv[i] = V16_LOADB(b + i * bstride + q * 64);
+            x86_prefetch(b + i * bstride + q * 64);
+        }
+        LLMQ_UNROLL
+        for (int r = 0; r < mr; r++) {
+            int32_t x;
+            memcpy(&x, ap + ((size_t)q * XG_MR + (size_t)r) * 4, 4);
+            const V16 av = V16_BCAST(x);
+            LLMQ_UNROLL
+            for (int i = 0; i < 4; i++)
+                acc[r][i] = V16_DP(acc[r][i], av, bv[i]);
+        }
+    }
+    LLMQ_UNROLL
+    for (int r = 0; r < mr; r++)
+        LLMQ_UNROLL
+        for (int i = 0; i < 4; i++)
+            V16_STORE(c + r * ldc + 16 * i, acc[r][i], add);
+}
 #endif
 
 #endif
