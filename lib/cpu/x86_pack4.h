@@ -28,6 +28,7 @@
 #ifdef XG_GEMV_ZMM
 #define XP4_L 16   /* channels per vector */
 #define XP4_ROWS 4 /* rows of A per pass over a block's weights */
+#define XP4_NV 4   /* blocks (weight streams) at once with one row of integer A */
 typedef __m512i xp4_vi;
 typedef __m512 xp4_vf;
 #define XP4_LOADI(p) _mm512_loadu_si512((const void *)(p))
@@ -68,6 +69,7 @@ static inline __m256i xp4_part8i(__m512i x, int h)
 #else
 #define XP4_L 8
 #define XP4_ROWS 2 /* 16 vector registers */
+#define XP4_NV 1
 typedef __m256i xp4_vi;
 typedef __m256 xp4_vf;
 #define XP4_LOADI(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
@@ -114,6 +116,8 @@ static inline __m256i xp4_part8i(__m256i x, int h)
     return x;
 }
 #endif
+
+#define XP4_BLOCKS 4 /* blocks of 16 channels per task (at least XP4_NV) */
 
 typedef struct xp4 {
     const llmq_matmul_job *j;
@@ -163,79 +167,97 @@ static void xp4_prep(void *arg, int64_t m, int worker)
     }
 }
 
-/* Channels 16 nb + XP4_L hh .. + XP4_L of the weights against rows m .. m + mm of integer A:
- * each group's exact sums (channels in the lanes), then the reference's epilogue. */
-static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, int hh, int cnt,
-                                            const float *bias, int64_t m, const int mm)
+/* Channels 16 nb + XP4_L hh .. + XP4_L of nv blocks nb .. nb + nv - 1 (cnt[i] channels and
+ * bias[i] each) against rows m .. m + mm of integer A: each group's exact sums (channels in the
+ * lanes), then the reference's epilogue. With one row of A, 4 blocks at once are 4 weight
+ * streams from memory (one left most of the read bandwidth unused). */
+static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, const int nv, int hh,
+                                            const int *cnt, const float (*bias)[16], int64_t m,
+                                            const int mm)
 {
     const llmq_matmul_job *j = v->j;
     const llmq_packed_b *p = v->p;
     const int64_t len = p->k8g * 8;
+    const size_t bstride = (size_t)p->ngroups * (size_t)p->k8g * 64; /* one block's bytes */
     const xp4_vi m4 = XP4_SET1I(0x0f0f0f0f);
-    xp4_vf facc[XP4_ROWS];
-    xp4_vi exact[XP4_ROWS];
-    for (int r = 0; r < mm; r++) {
-        facc[r] = XP4_ZEROF();
-        exact[r] = XP4_ZEROI();
-    }
+    xp4_vf facc[XP4_NV][XP4_ROWS];
+    xp4_vi exact[XP4_NV][XP4_ROWS];
+    for (int b = 0; b < nv; b++)
+        for (int r = 0; r < mm; r++) {
+            facc[b][r] = XP4_ZEROF();
+            exact[b][r] = XP4_ZEROI();
+        }
     for (int64_t g = 0; g < p->ngroups; g++) {
-        const size_t pi = (size_t)(nb * p->ngroups + g) * 16 + (size_t)hh * XP4_L;
         const uint8_t *u = p->q4 + (size_t)(nb * p->ngroups + g) * (size_t)p->k8g * 64 +
                            (size_t)hh * XP4_L * 4;
-        xp4_vi acc[XP4_ROWS][4];
-        for (int r = 0; r < mm; r++)
-            acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = XP4_ZEROI();
+        xp4_vi acc[XP4_NV][XP4_ROWS][4];
+        for (int b = 0; b < nv; b++)
+            for (int r = 0; r < mm; r++)
+                acc[b][r][0] = acc[b][r][1] = acc[b][r][2] = acc[b][r][3] = XP4_ZEROI();
         int64_t q = 0;
-        for (; q + 2 <= p->k8g; q += 2) { /* two units: four independent sums per row */
-            const xp4_vi x0 = XP4_LOADI(u + q * 64), x1 = XP4_LOADI(u + q * 64 + 64);
-            x86_prefetch(u + q * 64);
-            x86_prefetch(u + q * 64 + 64);
-            const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
-            const xp4_vi l1 = XP4_AND(x1, m4), h1 = XP4_AND(XP4_SRLI(x1, 4), m4);
+        for (; q + 2 <= p->k8g; q += 2) /* two units: four independent sums per row */
             LLMQ_UNROLL
+            for (int b = 0; b < nv; b++) {
+                const uint8_t *ub = u + b * bstride + q * 64;
+                const xp4_vi x0 = XP4_LOADI(ub), x1 = XP4_LOADI(ub + 64);
+                x86_prefetch(ub);
+                x86_prefetch(ub + 64);
+                const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
+                const xp4_vi l1 = XP4_AND(x1, m4), h1 = XP4_AND(XP4_SRLI(x1, 4), m4);
+                LLMQ_UNROLL
+                for (int r = 0; r < mm; r++) {
+                    const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
+                    XP4_DOT(acc[b][r][0], l0, a);
+                    XP4_DOT(acc[b][r][1], h0, a + 4);
+                    XP4_DOT(acc[b][r][2], l1, a + 8);
+                    XP4_DOT(acc[b][r][3], h1, a + 12);
+                }
+            }
+        if (q < p->k8g)
+            for (int b = 0; b < nv; b++) {
+                const xp4_vi x0 = XP4_LOADI(u + b * bstride + q * 64);
+                const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
+                for (int r = 0; r < mm; r++) {
+                    const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
+                    XP4_DOT(acc[b][r][0], l0, a);
+                    XP4_DOT(acc[b][r][1], h0, a + 4);
+                }
+            }
+        for (int b = 0; b < nv; b++) {
+            const size_t pi = (size_t)((nb + b) * p->ngroups + g) * 16 + (size_t)hh * XP4_L;
+            const xp4_vi z = XP4_LOADI(p->zero + pi), ws = XP4_LOADI(p->wsum + pi);
+            const xp4_vf sb = XP4_LOADF(p->scale + pi);
             for (int r = 0; r < mm; r++) {
-                const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
-                XP4_DOT(acc[r][0], l0, a);
-                XP4_DOT(acc[r][1], h0, a + 4);
-                XP4_DOT(acc[r][2], l1, a + 8);
-                XP4_DOT(acc[r][3], h1, a + 12);
+                const xp4_vi s = XP4_ADDI(XP4_ADDI(acc[b][r][0], acc[b][r][1]),
+                                          XP4_ADDI(acc[b][r][2], acc[b][r][3]));
+                /* - z sum a_s - zas sum (w - z), modulo 2^32: exact */
+                xp4_vi part =
+                    XP4_SUBI(s, XP4_MULLO(z, XP4_SET1I(v->asum[(m + r) * p->ngroups + g])));
+                if (!v->zero_zas)
+                    part = XP4_SUBI(part, XP4_MULLO(XP4_SET1I(v->zas[m + r]), ws));
+                if (j->b_uniform_k) {
+                    exact[b][r] = part;
+                    continue;
+                }
+                /* acc += (float)part * sA * sB, in group order from 0.0f */
+                facc[b][r] = XP4_ADDF(facc[b][r], XP4_MULF(XP4_MULF(XP4_CVTF(part),
+                                                                    XP4_SET1F(v->sa[m + r])),
+                                                           sb));
             }
-        }
-        if (q < p->k8g) {
-            const xp4_vi x0 = XP4_LOADI(u + q * 64);
-            const xp4_vi l0 = XP4_AND(x0, m4), h0 = XP4_AND(XP4_SRLI(x0, 4), m4);
-            for (int r = 0; r < mm; r++) {
-                const int8_t *a = v->a8 + (m + r) * v->kp + g * len + q * 8;
-                XP4_DOT(acc[r][0], l0, a);
-                XP4_DOT(acc[r][1], h0, a + 4);
-            }
-        }
-        const xp4_vi z = XP4_LOADI(p->zero + pi), ws = XP4_LOADI(p->wsum + pi);
-        const xp4_vf sb = XP4_LOADF(p->scale + pi);
-        for (int r = 0; r < mm; r++) {
-            const xp4_vi s = XP4_ADDI(XP4_ADDI(acc[r][0], acc[r][1]), XP4_ADDI(acc[r][2], acc[r][3]));
-            /* - z sum a_s - zas sum (w - z), modulo 2^32: exact */
-            xp4_vi part = XP4_SUBI(s, XP4_MULLO(z, XP4_SET1I(v->asum[(m + r) * p->ngroups + g])));
-            if (!v->zero_zas)
-                part = XP4_SUBI(part, XP4_MULLO(XP4_SET1I(v->zas[m + r]), ws));
-            if (j->b_uniform_k) {
-                exact[r] = part;
-                continue;
-            }
-            /* acc += (float)part * sA * sB, in group order from 0.0f */
-            facc[r] = XP4_ADDF(facc[r], XP4_MULF(XP4_MULF(XP4_CVTF(part), XP4_SET1F(v->sa[m + r])), sb));
         }
     }
     const int c0 = hh * XP4_L; /* first column of the block done here */
-    for (int r = 0; r < mm; r++)
-        for (int h = 0; h < XP4_L / 8 && c0 + h * 8 < cnt; h++) {
-            const int c = c0 + h * 8, n = cnt - c < 8 ? cnt - c : 8;
-            if (j->b_uniform_k)
-                xg_epilogue_exact(j, m + r, nb * 16 + c, n, xp4_part8i(exact[r], h), v->sa[m + r],
-                                  p->scale + (size_t)nb * 16 + c, bias + c);
-            else
-                xg_epilogue_float(j, m + r, nb * 16 + c, n, xp4_part8f(facc[r], h), bias + c);
-        }
+    for (int b = 0; b < nv; b++)
+        for (int r = 0; r < mm; r++)
+            for (int h = 0; h < XP4_L / 8 && c0 + h * 8 < cnt[b]; h++) {
+                const int c = c0 + h * 8, n = cnt[b] - c < 8 ? cnt[b] - c : 8;
+                const int64_t col = (nb + b) * 16 + c;
+                if (j->b_uniform_k)
+                    xg_epilogue_exact(j, m + r, col, n, xp4_part8i(exact[b][r], h), v->sa[m + r],
+                                      p->scale + (size_t)(nb + b) * 16 + c, bias[b] + c);
+                else
+                    xg_epilogue_float(j, m + r, col, n, xp4_part8f(facc[b][r], h), bias[b] + c);
+            }
 }
 
 /* Channels 16 nb + XP4_L hh .. + XP4_L of the weights against rows m .. m + mm of float A
@@ -320,25 +342,34 @@ static void xp4_task(void *arg, int64_t task, int worker)
     const int64_t b0 = task * v->blocks_per_task;
     const int64_t b1 = b0 + v->blocks_per_task < nblocks ? b0 + v->blocks_per_task : nblocks;
     const bool float_a = v->a32 != NULL;
+    int cnt[XP4_BLOCKS];
+    float bias[XP4_BLOCKS][16];
     for (int64_t nb = b0; nb < b1; nb++) {
-        const int cnt = (int)(j->n - nb * 16 < 16 ? j->n - nb * 16 : 16);
-        float bias[16];
+        cnt[nb - b0] = (int)(j->n - nb * 16 < 16 ? j->n - nb * 16 : 16);
         for (int i = 0; i < 16; i++)
-            bias[i] = j->bias != NULL && i < cnt ? j->bias[nb * 16 + i] : 0.0f;
-        for (int hh = 0; hh * XP4_L < cnt; hh++)
+            bias[nb - b0][i] = i < cnt[nb - b0] && j->bias != NULL ? j->bias[nb * 16 + i] : 0.0f;
+    }
+    if (XP4_NV > 1 && !float_a && j->m == 1 && b1 - b0 == XP4_NV) {
+        xp4_int_rows(v, b0, XP4_NV, 0, cnt, bias, 0, 1); /* XP4_L is 16: one half */
+        return;
+    }
+    for (int64_t nb = b0; nb < b1; nb++) {
+        const int i = (int)(nb - b0);
+        const float *bi = bias[i];
+        for (int hh = 0; hh * XP4_L < cnt[i]; hh++)
             for (int64_t m = 0; m < j->m; m += XP4_ROWS) {
                 const int mm = j->m - m < XP4_ROWS ? (int)(j->m - m) : XP4_ROWS;
                 switch (mm * 2 + float_a) { /* the row count a constant in each copy */
-                case 2: xp4_int_rows(v, nb, hh, cnt, bias, m, 1); break;
-                case 4: xp4_int_rows(v, nb, hh, cnt, bias, m, 2); break;
+                case 2: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 1); break;
+                case 4: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 2); break;
 #if XP4_ROWS > 2
-                case 6: xp4_int_rows(v, nb, hh, cnt, bias, m, 3); break;
-                case 8: xp4_int_rows(v, nb, hh, cnt, bias, m, 4); break;
-                case 7: xp4_float_rows(v, nb, hh, cnt, bias, m, 3); break;
-                case 9: xp4_float_rows(v, nb, hh, cnt, bias, m, 4); break;
+                case 6: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 3); break;
+                case 8: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 4); break;
+                case 7: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 3); break;
+                case 9: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 4); break;
 #endif
-                case 3: xp4_float_rows(v, nb, hh, cnt, bias, m, 1); break;
-                default: xp4_float_rows(v, nb, hh, cnt, bias, m, 2); break;
+                case 3: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 1); break;
+                default: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 2); break;
                 }
             }
     }
@@ -352,7 +383,7 @@ static llmq_status xp4_matmul(llmq_backend *be, const llmq_matmul_job *j)
     v.j = j;
     v.p = j->b.packed;
     v.kp = v.p->ngroups * v.p->k8g * 8;
-    v.blocks_per_task = 4;
+    v.blocks_per_task = XP4_BLOCKS;
     const bool float_a = x86_is_float(j->a.dtype);
     const size_t a_bytes = ((size_t)j->m * (size_t)v.kp * (float_a ? 4 : 1) + 63) & ~(size_t)63;
     const size_t p_bytes = float_a ? 0 : ((size_t)j->m * (size_t)(v.p->ngroups + 2) * 4 + 63) & ~(size_t)63;

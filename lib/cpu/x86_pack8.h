@@ -82,7 +82,6 @@ static LLMQ_ALWAYS_INLINE void xp8_rows(const xp8 *v, const xp8_cols *cs, const 
         LLMQ_UNROLL
         for (int s = 0; s < nv; s++) {
             const xp4_vi x = XP4_LOADI(cs[s].u + q * 64), y = XP4_SRLI(x, 16);
-            x86_prefetch(cs[s].u + q * 64);
             const xp4_vf w[4] = {XP4_SUBF(XP4_CASTF(XP8_SELECT(x, mask0, c0)), z0[s]),
                                  XP4_SUBF(XP4_CASTF(XP8_SELECT(x, mask1, c1)), z1[s]),
                                  XP4_SUBF(XP4_CASTF(XP8_SELECT(y, mask0, c0)), z0[s]),

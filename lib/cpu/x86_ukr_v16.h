@@ -29,8 +29,6 @@ static LLMQ_ALWAYS_INLINE void xg_ukr_body(int mr, const void *a, const int8_t *
     const uint8_t *ap = a;
     for (int64_t q = 0; q < k4n; q++) {
         const V16 bv = V16_LOADB(b + q * 64);
-        if (mr <= 4) /* few rows: B streams from memory (more rows reuse it from L2) */
-            x86_prefetch(b + q * 64);
         LLMQ_UNROLL
         for (int r = 0; r < mr; r++) {
             int32_t x;
@@ -56,10 +54,6 @@ static LLMQ_ALWAYS_INLINE void xg_ukr_body2(int mr, const void *a, const int8_t 
     const uint8_t *ap = a;
     for (int64_t q = 0; q < k4n; q++) {
         const V16 b0 = V16_LOADB(b + q * 64), b1 = V16_LOADB(b + bstride + q * 64);
-        if (mr <= 4) { /* few rows: B streams from memory (more rows reuse it from L2) */
-            x86_prefetch(b + q * 64);
-            x86_prefetch(b + bstride + q * 64);
-        }
         LLMQ_UNROLL
         for (int r = 0; r < mr; r++) {
             int32_t x;
@@ -90,10 +84,8 @@ static LLMQ_ALWAYS_INLINE void xg_ukr_body4(int mr, const void *a, const int8_t 
     for (int64_t q = 0; q < k4n; q++) {
         V16 bv[4];
         LLMQ_UNROLL
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 4; i++)
             bv[i] = V16_LOADB(b + i * bstride + q * 64);
-            x86_prefetch(b + i * bstride + q * 64);
-        }
         LLMQ_UNROLL
         for (int r = 0; r < mr; r++) {
             int32_t x;
