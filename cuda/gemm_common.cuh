@@ -143,7 +143,8 @@ __device__ __forceinline__ uint4 load16_any(const int8_t *row, int k0, int k)
 /* Per-row (A) and per-column (B) parameters a thread needs once. */
 struct row_params {
     float sa;
-    int32_t za; /* zA - a_off */
+    int32_t za;     /* zA - a_off */
+    int32_t rowsum; /* sum_k (a - a_off), when rowsum_a is set */
     int64_t cbase;
 };
 
@@ -153,6 +154,7 @@ __device__ __forceinline__ row_params load_row(const gemm_params &p, int m)
     const int64_t pa = param_row_base(p.amap, m);
     r.sa = p.sa != nullptr ? p.sa[pa] : 1.0f;
     r.za = p.za != nullptr ? p.za[pa] - p.a_off : 0;
+    r.rowsum = p.rowsum_a != nullptr ? p.rowsum_a[m] : 0;
     r.cbase = p.out == OUT_Q8 ? param_row_base(p.cmap, m) : 0;
     return r;
 }
@@ -160,6 +162,7 @@ __device__ __forceinline__ row_params load_row(const gemm_params &p, int m)
 struct col_params {
     float sb, bias;
     int32_t zb;
+    int32_t colsum; /* sum_k b, when colsum_b is set */
 };
 
 __device__ __forceinline__ col_params load_col(const gemm_params &p, int n)
@@ -169,21 +172,20 @@ __device__ __forceinline__ col_params load_col(const gemm_params &p, int n)
     c.sb = p.sb != nullptr ? p.sb[pb] : 1.0f;
     c.zb = p.zb != nullptr ? p.zb[pb] : 0;
     c.bias = p.bias != nullptr ? p.bias[n] : 0.0f;
+    c.colsum = p.colsum_b != nullptr ? p.colsum_b[n] : 0;
     return c;
 }
 
 /* The exact sum of (a - zA)(b - zB) from the raw sum of (a - a_off) * b, in wrapping int32:
  * the true value fits (llmq_matmul checks the bound), so the modular arithmetic is exact. */
-__device__ __forceinline__ int32_t corrected(const gemm_params &p, int m, int n, int32_t acc,
+__device__ __forceinline__ int32_t corrected(const gemm_params &p, int32_t acc,
                                              const row_params &r, const col_params &c)
 {
     if (p.rowsum_a == nullptr && p.colsum_b == nullptr)
         return acc;
     uint32_t v = (uint32_t)acc;
-    if (p.rowsum_a != nullptr)
-        v -= (uint32_t)c.zb * (uint32_t)p.rowsum_a[m];
-    if (p.colsum_b != nullptr)
-        v -= (uint32_t)r.za * (uint32_t)p.colsum_b[n];
+    v -= (uint32_t)c.zb * (uint32_t)r.rowsum;
+    v -= (uint32_t)r.za * (uint32_t)c.colsum;
     v += (uint32_t)p.k * (uint32_t)r.za * (uint32_t)c.zb;
     return (int32_t)v;
 }
@@ -193,7 +195,7 @@ __device__ __forceinline__ void store_out(const gemm_params &p, int m, int n, in
                                           const row_params &r, const col_params &c)
 {
     char *row = static_cast<char *>(p.c) + (size_t)m * p.ldc;
-    const int32_t v = corrected(p, m, n, acc, r, c);
+    const int32_t v = corrected(p, acc, r, c);
     switch (p.out) {
     case OUT_S32: reinterpret_cast<int32_t *>(row)[n] = v; return;
     case OUT_Q8: {
@@ -223,7 +225,7 @@ __device__ __forceinline__ void store_pair(const gemm_params &p, int m, int n, i
     char *row = static_cast<char *>(p.c) + (size_t)m * p.ldc;
     const bool both = n + 1 < p.n;
     if (both && p.out != OUT_Q8) {
-        const int32_t v0 = corrected(p, m, n, a0, r, c0), v1 = corrected(p, m, n + 1, a1, r, c1);
+        const int32_t v0 = corrected(p, a0, r, c0), v1 = corrected(p, a1, r, c1);
         if (p.out == OUT_S32 && ((uintptr_t)(row + 4 * (size_t)n) & 7) == 0) {
             *reinterpret_cast<int2 *>(row + 4 * (size_t)n) = make_int2(v0, v1);
             return;
@@ -270,8 +272,8 @@ __device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n
 {
     char *row = static_cast<char *>(p.c) + (size_t)m * p.ldc;
     const bool both = n + 1 < p.n;
-    const int32_t v0 = corrected(p, m, n, a0, r, c0);
-    const int32_t v1 = both ? corrected(p, m, n + 1, a1, r, c1) : 0;
+    const int32_t v0 = corrected(p, a0, r, c0);
+    const int32_t v1 = both ? corrected(p, a1, r, c1) : 0;
     if (OUT == OUT_S32) {
         store_two<int32_t, int2>(reinterpret_cast<int32_t *>(row) + n, v0, v1, both);
         return;
@@ -288,57 +290,96 @@ __device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n
                                      f32_to_bf16(y1), both);
 }
 
+/* Whether the sums need zero-point corrections (some zA' or zB is not zero). */
+__device__ __forceinline__ bool zero_points(const gemm_params &p)
+{
+    return p.rowsum_a != nullptr || p.colsum_b != nullptr;
+}
+
+/* The scales of a tile's rows and columns and its bias, staged in shared memory at the start of
+ * the kernel: their loads overlap the pipeline's prologue, where the fragment epilogue would
+ * wait on one global load per row. (Zero-point corrections load theirs in the epilogue, which
+ * keeps the staging within the 99 KB of shared memory a block gets on sm_86 / sm_89.) */
+template <int BM, int BN> struct tile_scales {
+    float sa[BM], sb[BN], bias[BN];
+};
+
+template <int BM, int BN, int THREADS>
+__device__ __forceinline__ void stage_scales(const gemm_params &p, int m0, int n0,
+                                             tile_scales<BM, BN> &t)
+{
+    for (int i = threadIdx.x; i < BM; i += THREADS)
+        t.sa[i] = m0 + i < p.m ? load_row(p, m0 + i).sa : 0.0f;
+    for (int i = threadIdx.x; i < BN; i += THREADS) {
+        const col_params c = n0 + i < p.n ? load_col(p, n0 + i) : col_params{};
+        t.sb[i] = c.sb;
+        t.bias[i] = c.bias;
+    }
+}
+
 /* The epilogue straight from a warp's m16n8 accumulators acc[MI][NI][4] (every output type but
  * requantized codes, no split-k): lane (gid, tig) owns rows gid and gid + 8 of each m16 block,
- * columns 2 tig and 2 tig + 1 of each n8 block. Column parameters are loaded once per thread,
- * row parameters once per row. */
-template <int OUT, int MI, int NI>
+ * columns 2 tig and 2 tig + 1 of each n8 block. The warp's rows start at row wr of the tile
+ * (output row m0 + wr), its columns at wc (n0 + wc); without zero points the parameters come
+ * from the staged tile_scales, with them from global memory, columns once per thread and rows
+ * once per row. */
+template <int OUT, int MI, int NI, int BM, int BN>
 __device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
-                                                    const int32_t (&acc)[MI][NI][4],
-                                                    int m_first, int n_first)
+                                                    const int32_t (&acc)[MI][NI][4], int m0,
+                                                    int n0, int wr, int wc,
+                                                    const tile_scales<BM, BN> &t)
 {
     const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-    /* raw s32 sums without zero points need no parameters: no loads at all */
-    const bool params = OUT != OUT_S32 || p.rowsum_a != nullptr || p.colsum_b != nullptr;
+    const bool zp = zero_points(p);
+    const bool params = OUT != OUT_S32 || zp; /* raw s32 sums: no parameters at all */
     col_params cp[NI][2] = {};
     if (params) {
 #pragma unroll
-        for (int ni = 0; ni < NI; ni++) {
-            const int n = n_first + ni * 8 + tig * 2;
-            if (n < p.n)
-                cp[ni][0] = load_col(p, n);
-            if (n + 1 < p.n)
-                cp[ni][1] = load_col(p, n + 1);
-        }
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const int c = wc + ni * 8 + tig * 2 + j;
+                if (zp) {
+                    if (n0 + c < p.n)
+                        cp[ni][j] = load_col(p, n0 + c);
+                } else {
+                    cp[ni][j].sb = t.sb[c];
+                    cp[ni][j].bias = t.bias[c];
+                }
+            }
     }
 #pragma unroll
     for (int mi = 0; mi < MI; mi++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int m = m_first + mi * 16 + h * 8 + gid;
+            const int r = wr + mi * 16 + h * 8 + gid, m = m0 + r;
             if (m >= p.m)
                 continue;
-            const row_params r = params ? load_row(p, m) : row_params{};
+            row_params rp{};
+            if (zp)
+                rp = load_row(p, m);
+            else if (params)
+                rp.sa = t.sa[r];
 #pragma unroll
             for (int ni = 0; ni < NI; ni++) {
-                const int n = n_first + ni * 8 + tig * 2;
+                const int n = n0 + wc + ni * 8 + tig * 2;
                 if (n < p.n)
-                    store_pair_as<OUT>(p, m, n, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], r,
+                    store_pair_as<OUT>(p, m, n, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], rp,
                                        cp[ni][0], cp[ni][1]);
             }
         }
 }
 
-template <int MI, int NI>
+template <int MI, int NI, int BM, int BN>
 __device__ __forceinline__ void finish_fragments(const gemm_params &p,
-                                                 const int32_t (&acc)[MI][NI][4], int m_first,
-                                                 int n_first)
+                                                 const int32_t (&acc)[MI][NI][4], int m0, int n0,
+                                                 int wr, int wc, const tile_scales<BM, BN> &t)
 {
     switch (p.out) {
-    case OUT_S32: finish_fragments_as<OUT_S32>(p, acc, m_first, n_first); break;
-    case OUT_F32: finish_fragments_as<OUT_F32>(p, acc, m_first, n_first); break;
-    case OUT_F16: finish_fragments_as<OUT_F16>(p, acc, m_first, n_first); break;
-    default: finish_fragments_as<OUT_BF16>(p, acc, m_first, n_first); break;
+    case OUT_S32: finish_fragments_as<OUT_S32>(p, acc, m0, n0, wr, wc, t); break;
+    case OUT_F32: finish_fragments_as<OUT_F32>(p, acc, m0, n0, wr, wc, t); break;
+    case OUT_F16: finish_fragments_as<OUT_F16>(p, acc, m0, n0, wr, wc, t); break;
+    default: finish_fragments_as<OUT_BF16>(p, acc, m0, n0, wr, wc, t); break;
     }
 }
 
@@ -374,6 +415,7 @@ __device__ __noinline__ void finish_rows(const gemm_params &p, const int32_t *ws
         row_params r;
         r.sa = __shfl_sync(0xffffffffu, mine.sa, rr);
         r.za = __shfl_sync(0xffffffffu, mine.za, rr);
+        r.rowsum = __shfl_sync(0xffffffffu, mine.rowsum, rr);
         r.cbase = __shfl_sync(0xffffffffu, mine.cbase, rr);
         if (!active)
             continue;

@@ -254,8 +254,8 @@ __device__ __forceinline__ void load_fragments(uint32_t sa, uint32_t sb, int ks,
  * register sets); the stage barrier sits in the last k step of a tile, after the loads of the
  * tile STAGES - 1 ahead are issued. A_U8: u8 codes, turned into s8 (a - 128) by flipping the
  * top bits of the fragments; s8 A skips that at compile time. */
-template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED, bool A_U8>
-__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, int MINB, bool ALIGNED, bool A_U8>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
     gemm_ampere_kernel(const __grid_constant__ gemm_params p)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -280,6 +280,9 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
     la.init(p.a, p.lda, m0, p.m, tid);
     lb.init(p.b, p.ldb, n0, p.n, tid);
     const uint32_t sbase = smem_addr(smem);
+    /* the fragment epilogue's scales sit past the pipeline's stages */
+    const bool fragment_epilogue = p.partial == nullptr && p.out != OUT_Q8 && !p.staged_epilogue;
+    auto &scales = *reinterpret_cast<tile_scales<BM, BN> *>(smem + STAGES * STAGE_BYTES);
 
     auto load_stage = [&](int stage, int kt) {
         const int k0 = kb + kt * BK;
@@ -306,8 +309,10 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
             load_stage(s, s);
         cp_async_commit();
     }
+    if (fragment_epilogue && p.out != OUT_S32 && !zero_points(p))
+        stage_scales<BM, BN, THREADS>(p, m0, n0, scales);
     cp_async_wait<STAGES - 2>(); /* tile 0 has landed (this thread's part) */
-    __syncthreads();             /* ... everyone's */
+    __syncthreads();             /* ... everyone's, and the scales */
 
     uint32_t af[2][MI][4], bf[2][NI][2];
     int read_stage = 0, write_stage = STAGES - 1;
@@ -347,8 +352,8 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
         }
     }
     cp_async_wait<0>();
-    if (p.partial == nullptr && p.out != OUT_Q8 && !p.staged_epilogue) {
-        finish_fragments<MI, NI>(p, acc, m0 + wm * WM, n0 + wn * WN);
+    if (fragment_epilogue) {
+        finish_fragments(p, acc, m0, n0, wm * WM, wn * WN, scales);
         return;
     }
     __syncthreads(); /* the pipeline's shared memory becomes the epilogue's */
@@ -432,13 +437,14 @@ llmq_status run_turing(state *s, const gemm_params &p, bool aligned, int splits)
     return check_launch(s, "gemm_turing_kernel");
 }
 
-template <int BM, int BN, int BK, int WM, int WN, int STAGES, bool ALIGNED, bool A_U8>
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, int MINB, bool ALIGNED,
+          bool A_U8>
 llmq_status run_ampere_kernel(state *s, const gemm_params &p, int splits)
 {
     constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
-    constexpr int SMEM = STAGES * (BM + BN) * BK;
+    constexpr int SMEM = STAGES * (BM + BN) * BK + (int)sizeof(tile_scales<BM, BN>);
     const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
-    auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, ALIGNED, A_U8>;
+    auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, ALIGNED, A_U8>;
     const cudaError_t e = allow_smem(k, SMEM);
     if (e != cudaSuccess)
         return fail(s, e, "cudaFuncSetAttribute");
@@ -446,15 +452,15 @@ llmq_status run_ampere_kernel(state *s, const gemm_params &p, int splits)
     return check_launch(s, "gemm_ampere_kernel");
 }
 
-template <int BM, int BN, int BK, int WM, int WN, int STAGES>
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, int MINB>
 llmq_status run_ampere(state *s, const gemm_params &p, bool aligned, int splits)
 {
     const bool u8 = p.a_flip != 0;
     if (aligned)
-        return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true, true>(s, p, splits)
-                  : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, true, false>(s, p, splits);
-    return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false, true>(s, p, splits)
-              : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, false, false>(s, p, splits);
+        return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, true, true>(s, p, splits)
+                  : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, true, false>(s, p, splits);
+    return u8 ? run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, false, true>(s, p, splits)
+              : run_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, false, false>(s, p, splits);
 }
 
 /* A tile configuration: its tiles (BM, BN, BK), which the k-split needs, and the launcher of
@@ -464,9 +470,10 @@ struct config {
     llmq_status (*run)(state *s, const gemm_params &p, bool aligned, int splits);
 };
 
-template <int BM, int BN, int BK, int WM, int WN, int STAGES> config ampere_config()
+template <int BM, int BN, int BK, int WM, int WN, int STAGES, int MINB = 1>
+config ampere_config()
 {
-    return {BM, BN, BK, run_ampere<BM, BN, BK, WM, WN, STAGES>};
+    return {BM, BN, BK, run_ampere<BM, BN, BK, WM, WN, STAGES, MINB>};
 }
 
 template <int BM, int BN, int BK, int WM, int WN, int MINB = 1> config turing_config()
@@ -510,6 +517,8 @@ bool tuned_config(const state *s, config *c)
         {9, TIER_AMPERE, ampere_config<64, 128, 128, 32, 64, 4>()},
         {10, TIER_AMPERE, ampere_config<128, 128, 64, 64, 32, 4>()},
         {12, TIER_AMPERE, ampere_config<64, 256, 64, 64, 64, 4>()},
+        {15, TIER_AMPERE, ampere_config<128, 128, 128, 64, 64, 3>()},
+        {16, TIER_AMPERE, ampere_config<128, 128, 64, 64, 32, 4, 2>()},
         {11, TIER_TURING, turing_config<128, 128, 64, 64, 32, 2>()},
         {13, TIER_TURING, turing_config<128, 256, 64, 64, 64, 1>()},
         {14, TIER_TURING, turing_config<128, 128, 64, 64, 64, 2>()},
