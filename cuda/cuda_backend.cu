@@ -145,6 +145,7 @@ static llmq_status be_open(llmq_backend *be, char *msg, size_t msg_size)
     s->tier = eff >= 80 ? TIER_AMPERE : TIER_TURING;
     s->sms = prop.multiProcessorCount;
     s->smem_optin = (int)prop.sharedMemPerBlockOptin;
+    s->smem_per_sm = (int)prop.sharedMemPerMultiprocessor;
     int pools = 0;
     cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, dev);
     s->pools = pools != 0;

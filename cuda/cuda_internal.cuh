@@ -28,6 +28,7 @@ struct state {
     int tier;          /* TIER_TURING or TIER_AMPERE: min(cc, $LLMQ_CUDA_ARCH) */
     int sms;           /* multiprocessors */
     int smem_optin;    /* largest dynamic shared memory a block may ask for */
+    int smem_per_sm;   /* shared memory of one multiprocessor */
     bool pools;        /* stream-ordered allocation (cudaMallocAsync) available */
     cudaStream_t stream;
     unsigned long long *nan_index; /* device: smallest flat index of a NaN seen, or ~0 */

@@ -437,12 +437,18 @@ llmq_status run_turing(state *s, const gemm_params &p, bool aligned, int splits)
     return check_launch(s, "gemm_turing_kernel");
 }
 
+/* Dynamic shared memory of an AMPERE block: the pipeline's stages, then the staged scales. */
+template <int BM, int BN, int BK, int STAGES> constexpr int ampere_smem()
+{
+    return STAGES * (BM + BN) * BK + (int)sizeof(tile_scales<BM, BN>);
+}
+
 template <int BM, int BN, int BK, int WM, int WN, int STAGES, int MINB, bool ALIGNED,
           bool A_U8>
 llmq_status run_ampere_kernel(state *s, const gemm_params &p, int splits)
 {
     constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
-    constexpr int SMEM = STAGES * (BM + BN) * BK + (int)sizeof(tile_scales<BM, BN>);
+    constexpr int SMEM = ampere_smem<BM, BN, BK, STAGES>();
     const dim3 grid(grid_tiles(p, BM, BN), 1, splits);
     auto k = gemm_ampere_kernel<BM, BN, BK, WM, WN, STAGES, MINB, ALIGNED, A_U8>;
     const cudaError_t e = allow_smem(k, SMEM);
@@ -541,14 +547,21 @@ config config_for(const state *s, const gemm_params &p)
     if (tuned_config(s, &t))
         return t;
 #endif
-    /* AMPERE: 8 warps of 64 x 64 on 128 x 256 tiles once they give every SM at least one
-     * (M > 1024 at N = 4096 on a 132-SM H100); below that, 4 warps of 32 x 64 on 64 x 128
-     * tiles fill more SMs (docs/cuda.md, note 10). TURING: 4 warps of 64 x 64, 2 blocks per
+    /* AMPERE: large tiles once 128 x 256 ones would give every SM at least one (M > 1024 at
+     * N = 4096 on a 132-SM H100); below that, 4 warps of 32 x 64 on 64 x 128 tiles fill more
+     * SMs (docs/cuda.md, note 10). The large tiles are two blocks of 128 x 128 x 128 (3
+     * stages, 4 warps of 64 x 64) per SM where two fit (sm_90: 228 KB), so that one block's
+     * prologue and epilogue overlap the other's main loop (note 11); else one block of
+     * 128 x 256 x 64 (8 warps of 64 x 64, 4 stages). TURING: 4 warps of 64 x 64, 2 blocks per
      * SM. */
-    if (s->tier == TIER_AMPERE)
-        return p.m >= 128 && p.n >= 256 && grid_tiles(p, 128, 256) >= s->sms
-                   ? ampere_config<128, 256, 64, 64, 64, 4>()
-                   : ampere_config<64, 128, 128, 32, 64, 4>();
+    if (s->tier == TIER_AMPERE) {
+        if (!(p.m >= 128 && p.n >= 256 && grid_tiles(p, 128, 256) >= s->sms))
+            return ampere_config<64, 128, 128, 32, 64, 4>();
+        constexpr int reserved = 1024; /* shared memory the system keeps per block */
+        return s->smem_per_sm >= 2 * (ampere_smem<128, 128, 128, 3>() + reserved)
+                   ? ampere_config<128, 128, 128, 64, 64, 3>()
+                   : ampere_config<128, 256, 64, 64, 64, 4>();
+    }
     return p.m >= 128 && p.n >= 128 ? turing_config<128, 128, 64, 64, 64, 2>()
                                     : turing_config<32, 128, 64, 32, 32>();
 }
