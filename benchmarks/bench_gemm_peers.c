@@ -225,9 +225,11 @@ int main(int argc, char **argv)
                 else
                     printf(" %10s %7s", "-", "-");
                 if (m == 1 && temp != BENCH_HOT)
-                    printf(" %7.0f%%", 100.0 * bench_weight_bytes(BENCH_W8A8, n, k) / ours / 1e9 / bw[t]);
+                    printf(" %7.0f%%",
+                           100.0 * bench_weight_bytes(BENCH_W8A8, n, k) / ours / 1e9 / bw[t]);
                 printf("\n");
-                if (m == 1 && temp != BENCH_HOT) { /* the decode kernels against oneDNN's int8 time */
+                /* the decode kernels against oneDNN's int8 time */
+                if (m == 1 && temp != BENCH_HOT) {
                     for (int kind = BENCH_W8A16; kind < BENCH_KINDS; kind++) {
                         const double o = bench_llmq(ctx, (bench_kind)kind, m, n, k, temp, reps);
                         printf("%-22s %-6s %2d %-4s %10.3f %10.3f %7.2f %10s %7s %7.0f%%\n", shape,

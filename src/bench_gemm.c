@@ -176,7 +176,8 @@ double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int6
                         kind == BENCH_W8A16P;
     const int w8 = kind == BENCH_W8A8 || kind == BENCH_W8A16 || kind == BENCH_W8A16P;
     const int packed = kind != BENCH_W8A16 && kind != BENCH_W4A16 && kind != BENCH_W4A8;
-    const int copies = temp == BENCH_STREAM ? bench_stream_copies(bench_weight_bytes(kind, n, k)) : 1;
+    const int copies =
+        temp == BENCH_STREAM ? bench_stream_copies(bench_weight_bytes(kind, n, k)) : 1;
     llmq_tensor **w = calloc((size_t)copies, sizeof *w); /* the weights as used */
     if (w == NULL)
         return -1.0;

@@ -170,7 +170,7 @@ static void xp4_prep(void *arg, int64_t m, int worker)
 /* Channels 16 nb + XP4_L hh .. + XP4_L of nv blocks nb .. nb + nv - 1 (cnt[i] channels and
  * bias[i] each) against rows m .. m + mm of integer A: each group's exact sums (channels in the
  * lanes), then the reference's epilogue. With one row of A, 4 blocks at once are 4 weight
- * streams from memory (one left most of the read bandwidth unused). */
+ * streams from memory (with one, the M = 1 product read about half the bandwidth). */
 static LLMQ_ALWAYS_INLINE void xp4_int_rows(const xp4 *v, int64_t nb, const int nv, int hh,
                                             const int *cnt, const float (*bias)[16], int64_t m,
                                             const int mm)
