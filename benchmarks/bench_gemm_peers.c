@@ -63,7 +63,7 @@ static double onednn_int8(int64_t m, int64_t n, int64_t k, bench_temp temp, int 
     DNNL_TRY(dnnl_primitive_create(&prim, pd));
     /* BENCH_STREAM cycles through copies of the weights, as bench_llmq does */
     const int copies = temp == BENCH_STREAM ? bench_stream_copies((double)n * (double)k) : 1;
-    dnnl_memory_t a_mem, b_user, b_mem[64], c_mem;
+    dnnl_memory_t a_mem, b_user, b_mem[BENCH_STREAM_MAX_COPIES], c_mem;
     DNNL_TRY(dnnl_memory_create(&a_mem, &a_md, eng, DNNL_MEMORY_ALLOCATE));
     DNNL_TRY(dnnl_memory_create(&b_user, &b_md, eng, DNNL_MEMORY_ALLOCATE));
     for (int i = 0; i < copies; i++)

@@ -176,12 +176,18 @@ __device__ __forceinline__ col_params load_col(const gemm_params &p, int n)
     return c;
 }
 
+/* Whether the sums need zero-point corrections (some zA' or zB is not zero). */
+__device__ __forceinline__ bool zero_points(const gemm_params &p)
+{
+    return p.rowsum_a != nullptr || p.colsum_b != nullptr;
+}
+
 /* The exact sum of (a - zA)(b - zB) from the raw sum of (a - a_off) * b, in wrapping int32:
  * the true value fits (llmq_matmul checks the bound), so the modular arithmetic is exact. */
 __device__ __forceinline__ int32_t corrected(const gemm_params &p, int32_t acc,
                                              const row_params &r, const col_params &c)
 {
-    if (p.rowsum_a == nullptr && p.colsum_b == nullptr)
+    if (!zero_points(p))
         return acc;
     uint32_t v = (uint32_t)acc;
     v -= (uint32_t)c.zb * (uint32_t)r.rowsum;
@@ -290,12 +296,6 @@ __device__ __forceinline__ void store_pair_as(const gemm_params &p, int m, int n
                                      f32_to_bf16(y1), both);
 }
 
-/* Whether the sums need zero-point corrections (some zA' or zB is not zero). */
-__device__ __forceinline__ bool zero_points(const gemm_params &p)
-{
-    return p.rowsum_a != nullptr || p.colsum_b != nullptr;
-}
-
 /* The scales of a tile's rows and columns and its bias, staged in shared memory at the start of
  * the kernel: their loads overlap the pipeline's prologue, where the fragment epilogue would
  * wait on one global load per row. (Zero-point corrections load theirs in the epilogue, which
@@ -303,6 +303,13 @@ __device__ __forceinline__ bool zero_points(const gemm_params &p)
 template <int BM, int BN> struct tile_scales {
     float sa[BM], sb[BN], bias[BN];
 };
+
+/* Whether the fragment epilogue of output type `out` reads its parameters from tile_scales:
+ * float outputs without zero points (raw s32 sums read none). */
+__device__ __forceinline__ bool scales_staged(const gemm_params &p, int out)
+{
+    return out != OUT_S32 && !zero_points(p);
+}
 
 template <int BM, int BN, int THREADS>
 __device__ __forceinline__ void stage_scales(const gemm_params &p, int m0, int n0,
@@ -330,10 +337,9 @@ __device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
                                                     const tile_scales<BM, BN> &t)
 {
     const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-    const bool zp = zero_points(p);
-    const bool params = OUT != OUT_S32 || zp; /* raw s32 sums: no parameters at all */
+    const bool zp = zero_points(p), staged = scales_staged(p, OUT);
     col_params cp[NI][2] = {};
-    if (params) {
+    if (zp || staged) { /* raw s32 sums: no parameters at all */
 #pragma unroll
         for (int ni = 0; ni < NI; ni++)
 #pragma unroll
@@ -358,7 +364,7 @@ __device__ __forceinline__ void finish_fragments_as(const gemm_params &p,
             row_params rp{};
             if (zp)
                 rp = load_row(p, m);
-            else if (params)
+            else if (staged)
                 rp.sa = t.sa[r];
 #pragma unroll
             for (int ni = 0; ni < NI; ni++) {

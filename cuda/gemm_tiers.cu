@@ -309,7 +309,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
             load_stage(s, s);
         cp_async_commit();
     }
-    if (fragment_epilogue && p.out != OUT_S32 && !zero_points(p))
+    if (fragment_epilogue && scales_staged(p, p.out))
         stage_scales<BM, BN, THREADS>(p, m0, n0, scales);
     cp_async_wait<STAGES - 2>(); /* tile 0 has landed (this thread's part) */
     __syncthreads();             /* ... everyone's, and the scales */

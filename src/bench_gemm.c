@@ -163,7 +163,7 @@ const char *bench_temp_name(bench_temp temp)
 int bench_stream_copies(double bytes)
 {
     const double c = (double)EVICT_BYTES / bytes + 1; /* more than 256 MiB in all */
-    return c < 2 ? 2 : c > 64 ? 64 : (int)c;
+    return c < 2 ? 2 : c > BENCH_STREAM_MAX_COPIES ? BENCH_STREAM_MAX_COPIES : (int)c;
 }
 
 double bench_llmq(llmq_context *ctx, bench_kind kind, int64_t m, int64_t n, int64_t k,

@@ -36,7 +36,11 @@ typedef enum bench_temp {
 /* "hot", "cold" or "strm". */
 const char *bench_temp_name(bench_temp temp);
 
-/* Copies of weights of `bytes` bytes that a BENCH_STREAM rotation cycles through (2 to 64). */
+/* Most copies of the weights a BENCH_STREAM rotation cycles through. */
+#define BENCH_STREAM_MAX_COPIES 64
+
+/* Copies of weights of `bytes` bytes that a BENCH_STREAM rotation cycles through (2 to
+ * BENCH_STREAM_MAX_COPIES). */
 int bench_stream_copies(double bytes);
 
 /* Best-of-`reps` seconds of one llmq_matmul of kind on ctx (for BENCH_STREAM: of the mean over

@@ -11,7 +11,7 @@
 
 /* How long a thread spins on an atomic before sleeping on a condition variable, both when a
  * worker waits for the next job and when the caller waits for the last worker. Waking a
- * sleeping thread took 40 - 80 us on the build host (a VM), a third of an M = 1 matmul of
+ * sleeping thread took 40 - 80 us on the build host (a VM), a fifth of an M = 1 matmul of
  * 4096 x 4096 on two threads; the consecutive matmuls of a decode step come well within it. */
 #define POOL_SPIN_NS 300000
 

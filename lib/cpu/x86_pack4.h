@@ -123,7 +123,6 @@ typedef struct xp4 {
     const llmq_matmul_job *j;
     const llmq_packed_b *p;
     int64_t kp;            /* A's padded length: ngroups * k8g * 8 */
-    int64_t blocks_per_task;
     int8_t *a8;            /* integer A: [m][kp] a - a_off */
     float *a32;            /* float A: [m][kp] */
     int32_t *asum;         /* integer A: [m][ngroups] sums of a8 over each group */
@@ -339,8 +338,8 @@ static void xp4_task(void *arg, int64_t task, int worker)
     const xp4 *v = arg;
     const llmq_matmul_job *j = v->j;
     const int64_t nblocks = (j->n + 15) / 16;
-    const int64_t b0 = task * v->blocks_per_task;
-    const int64_t b1 = b0 + v->blocks_per_task < nblocks ? b0 + v->blocks_per_task : nblocks;
+    const int64_t b0 = task * XP4_BLOCKS;
+    const int64_t b1 = b0 + XP4_BLOCKS < nblocks ? b0 + XP4_BLOCKS : nblocks;
     const bool float_a = v->a32 != NULL;
     int cnt[XP4_BLOCKS];
     float bias[XP4_BLOCKS][16];
@@ -355,7 +354,6 @@ static void xp4_task(void *arg, int64_t task, int worker)
     }
     for (int64_t nb = b0; nb < b1; nb++) {
         const int i = (int)(nb - b0);
-        const float *bi = bias[i];
         for (int hh = 0; hh * XP4_L < cnt[i]; hh++)
             for (int64_t m = 0; m < j->m; m += XP4_ROWS) {
                 const int mm = j->m - m < XP4_ROWS ? (int)(j->m - m) : XP4_ROWS;
@@ -365,11 +363,11 @@ static void xp4_task(void *arg, int64_t task, int worker)
 #if XP4_ROWS > 2
                 case 6: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 3); break;
                 case 8: xp4_int_rows(v, nb, 1, hh, &cnt[i], &bias[i], m, 4); break;
-                case 7: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 3); break;
-                case 9: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 4); break;
+                case 7: xp4_float_rows(v, nb, hh, cnt[i], bias[i], m, 3); break;
+                case 9: xp4_float_rows(v, nb, hh, cnt[i], bias[i], m, 4); break;
 #endif
-                case 3: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 1); break;
-                default: xp4_float_rows(v, nb, hh, cnt[i], bi, m, 2); break;
+                case 3: xp4_float_rows(v, nb, hh, cnt[i], bias[i], m, 1); break;
+                default: xp4_float_rows(v, nb, hh, cnt[i], bias[i], m, 2); break;
                 }
             }
     }
@@ -383,7 +381,6 @@ static llmq_status xp4_matmul(llmq_backend *be, const llmq_matmul_job *j)
     v.j = j;
     v.p = j->b.packed;
     v.kp = v.p->ngroups * v.p->k8g * 8;
-    v.blocks_per_task = XP4_BLOCKS;
     const bool float_a = x86_is_float(j->a.dtype);
     const size_t a_bytes = ((size_t)j->m * (size_t)v.kp * (float_a ? 4 : 1) + 63) & ~(size_t)63;
     const size_t p_bytes = float_a ? 0 : ((size_t)j->m * (size_t)(v.p->ngroups + 2) * 4 + 63) & ~(size_t)63;
@@ -403,7 +400,7 @@ static llmq_status xp4_matmul(llmq_backend *be, const llmq_matmul_job *j)
     for (int64_t m = 0; !float_a && m < j->m; m++)
         v.zero_zas = v.zero_zas && v.zas[m] == 0;
     const int64_t nblocks = (j->n + 15) / 16;
-    xg_for(ctx, j, (nblocks + v.blocks_per_task - 1) / v.blocks_per_task, xp4_task, &v);
+    xg_for(ctx, j, (nblocks + XP4_BLOCKS - 1) / XP4_BLOCKS, xp4_task, &v);
     return LLMQ_OK;
 }
 
