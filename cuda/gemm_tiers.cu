@@ -53,6 +53,15 @@ __device__ __forceinline__ block_tile block_tile_of(const gemm_params &p)
     return t;
 }
 
+/* AMPERE experiment (docs/cuda.md, "What is missing"): with LLMQ_CUDA_SPREAD=1 a tile's
+ * cp.async copies are issued a share per k step, between the MMAs, so that they start up to a
+ * tile earlier; the default issues them all at the tile's last k step (measured). Not yet run
+ * on a GPU: a build with NVCC_APPEND_FLAGS=-DLLMQ_CUDA_SPREAD=1 is its A/B. */
+#ifndef LLMQ_CUDA_SPREAD
+#define LLMQ_CUDA_SPREAD 0
+#endif
+constexpr bool AMPERE_SPREAD = LLMQ_CUDA_SPREAD != 0;
+
 /* Epilogue staging: each warp owns EPI_ROWS x (WN + EPI_PAD) int32 of shared memory, reused
  * after the main loop; the padding spreads the fragment writes over the banks. */
 constexpr int EPI_ROWS = 16, EPI_PAD = 8;
@@ -93,14 +102,20 @@ template <int ROWS, int BK, int THREADS> struct tile_loader {
     }
 
     /* The whole k tile at k0 into shared memory at tile_base: cp.async when ALIGNED (sm_80+;
-     * zero-filled copies point at any_valid), else loads and stores. */
-    template <bool ALIGNED>
+     * zero-filled copies point at any_valid), else loads and stores. With PARTS > 1 only share
+     * `part` of the chunks (the AMPERE loop spreads a tile's copies over its k steps). */
+    template <bool ALIGNED, int PARTS = 1>
     __device__ __forceinline__ void issue(uint32_t tile_base, int k0, int ke,
-                                          const int8_t *any_valid) const
+                                          const int8_t *any_valid, int part = 0) const
     {
+        /* fewer chunks than shares (or no whole shares): share 0 takes them all */
+        constexpr int P = CHUNKS % PARTS == 0 ? PARTS : 1;
+        if (P == 1 && part != 0)
+            return;
         const bool kok = k0 + kc < ke;
 #pragma unroll
-        for (int i = 0; i < CHUNKS; i++) {
+        for (int c = 0; c < CHUNKS / P; c++) {
+            const int i = (P == 1 ? 0 : part) * (CHUNKS / P) + c;
             const bool ok = kok && i * STEP < rows_left;
             const int8_t *s = src + i * step_bytes + k0;
             const uint32_t dst = tile_base + soff + i * STEP * BK;
@@ -290,6 +305,13 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
         la.template issue<ALIGNED>(sa, k0, ke, p.a);
         lb.template issue<ALIGNED>(sa + BM * BK, k0, ke, p.b);
     };
+    /* share ks of KS of a stage's copies: issued between the k steps' MMAs, not in one burst */
+    auto load_share = [&](int share, int stage, int kt) {
+        const int k0 = kb + kt * BK;
+        const uint32_t sa = sbase + stage * STAGE_BYTES;
+        la.template issue<ALIGNED, KS>(sa, k0, ke, p.a, share);
+        lb.template issue<ALIGNED, KS>(sa + BM * BK, k0, ke, p.b, share);
+    };
 
     int32_t acc[MI][NI][4];
 #pragma unroll
@@ -319,11 +341,17 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, MINB)
     uint32_t sa = sbase, sb = sbase + BM * BK;
     load_fragments<MI, NI, BK>(sa, sb, 0, a_row, a_half, b_row, b_half, af[0], bf[0]);
     for (int kt = 0; kt < kt_count; kt++) {
+        /* stage write_stage was last read before the previous tile's barrier: its copies
+         * may start with this tile's first k step */
+        const bool refill = kt + STAGES - 1 < kt_count;
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
+            if constexpr (AMPERE_SPREAD) {
+                if (refill)
+                    load_share(ks, write_stage, kt + STAGES - 1);
+            }
             if (ks == KS - 1) {
-                /* stage write_stage was last read before the previous tile's barrier */
-                if (kt + STAGES - 1 < kt_count)
+                if (!AMPERE_SPREAD && refill)
                     load_stage(write_stage, kt + STAGES - 1);
                 cp_async_commit();
                 cp_async_wait<STAGES - 2>(); /* tile kt + 1 has landed */
